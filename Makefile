@@ -11,6 +11,8 @@
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
 SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+DOCDIR     ?= $(PREFIX)/share/doc/firesync
 DESTDIR    ?=
 
 CC      ?= cc
@@ -90,6 +92,38 @@ check: deps
 	$(MAKE) test-build
 	FIRESYNC_BIN=$(CURDIR)/$(ASAN)/firesync tests/run.sh $(ASAN)
 
+# ---- benchmarks ----------------------------------------------------------------------------
+# `make bench` builds tests/bench/bench_*.c with the release flags (-O2), links them against the
+# release library, and runs scripts/bench.sh: one table of figures against their aims. Speed and
+# memory targets live here, never in timed unit tests; benchmarks print figures, not verdicts.
+
+BENCH     := build/bench
+BENCH_SRC := $(wildcard tests/bench/bench_*.c)
+BENCH_OBJ := $(BENCH_SRC:%.c=$(REL)/%.o)
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BENCH)/%)
+
+.PHONY: bench
+.SECONDARY: $(BENCH_OBJ)
+
+$(BENCH)/%: $(REL)/tests/bench/%.o $(REL)/libfiresync.a
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(LIBS)
+
+# bench_sink starts its own MariaDB through the test harness's svc.c.
+$(BENCH)/bench_sink: $(REL)/tests/bench/bench_sink.o $(REL)/tests/harness/svc.o \
+                     $(REL)/libfiresync.a
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(LIBS)
+
+# bench_resync starts MariaDB and the Firestore emulator through the same svc.c.
+$(BENCH)/bench_resync: $(REL)/tests/bench/bench_resync.o $(REL)/tests/harness/svc.o \
+                       $(REL)/libfiresync.a
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(LIBS)
+
+bench: $(BENCH_BIN)
+	scripts/bench.sh $(BENCH)
+
 # ---- everything else -----------------------------------------------------------------------
 
 deps:
@@ -101,7 +135,7 @@ demo: deps
 
 $(FUZZ)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(FUZZCC) $(BASE) -O1 -g -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+	$(FUZZCC) $(BASE) -Wno-unknown-warning-option -O1 -g -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
 
 $(FUZZ)/fuzz_%: $(FUZZ)/tests/fuzz/fuzz_%.o $(LIB_SRC:%.c=$(FUZZ)/%.o)
 	$(FUZZCC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
@@ -112,9 +146,16 @@ fuzz: $(FUZZ_BIN)
 install: firesync
 	install -D -m 0755 firesync $(DESTDIR)$(BINDIR)/firesync
 	install -D -m 0644 config.example.toml $(DESTDIR)$(SYSCONFDIR)/firesync/config.example.toml
+	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	mkdir -p $(DESTDIR)$(UNITDIR)
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|/usr/local/share/doc/firesync|$(DOCDIR)|g' \
+	    -e 's|/etc/firesync|$(SYSCONFDIR)/firesync|g' \
+	    systemd/firesync.service.in > $(DESTDIR)$(UNITDIR)/firesync.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/firesync.service
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/firesync $(DESTDIR)$(SYSCONFDIR)/firesync/config.example.toml
+	rm -f $(DESTDIR)$(BINDIR)/firesync $(DESTDIR)$(SYSCONFDIR)/firesync/config.example.toml \
+	      $(DESTDIR)$(UNITDIR)/firesync.service $(DESTDIR)$(DOCDIR)/README.md
 
 format:
 	clang-format -i $(LIB_SRC) agent/main.c $(wildcard */*.h tests/*/*.[ch])

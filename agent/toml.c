@@ -60,11 +60,11 @@ struct parser {
     const char *p, *end;
     int line, col; /* of p */
     toml_diag *d;
-    int nerr;          /* errors this parse recorded */
-    toml_value *cur;   /* the table that key = value lines go to */
-    int cur_depth;     /* its nesting level, the root being 0 */
-    toml_value *orphan; /* stands in for cur after a bad header: its keys are checked, then dropped */
-    char what[40];     /* scratch for found() */
+    int nerr;           /* errors this parse recorded */
+    toml_value *cur;    /* the table that key = value lines go to */
+    int cur_depth;      /* its nesting level, the root being 0 */
+    toml_value *orphan; /* cur after a bad header: its keys are checked, then dropped */
+    char what[40];      /* scratch for found() */
 };
 
 /* ---- diagnostics ------------------------------------------------------------------------- */
@@ -338,8 +338,8 @@ static void skip_line(struct parser *P)
 
 static bool is_bare(int c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
 }
 
 static int hexval(int c)
@@ -683,6 +683,9 @@ static const char *key_name(const struct key *k, int n, char *out, size_t size)
             break;
         o += (size_t)w;
     }
+    for (char *c = out; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7F)
+            *c = '?'; /* an escaped control character would garble the message */
     return out;
 }
 
@@ -804,8 +807,7 @@ static int to_int(const char *s, size_t n, int base, bool neg, int64_t *out)
 }
 
 /* An integer or float token s[0..n) that started at line:col. */
-static int number(struct parser *P, const char *s, size_t n, int line, int col,
-                  toml_value **out)
+static int number(struct parser *P, const char *s, size_t n, int line, int col, toml_value **out)
 {
     const char *p = s, *e = s + n;
     char *clean = xmalloc(n + 1);
@@ -821,8 +823,8 @@ static int number(struct parser *P, const char *s, size_t n, int line, int col,
         base = p[1] == 'x' ? 16 : p[1] == 'o' ? 8 : 2;
         p += 2;
         if (first) {
-            rc = fail_at(P, line, col, "invalid number '%.*s' (0x, 0o and 0b take no sign)",
-                         shown, s);
+            rc = fail_at(P, line, col, "invalid number '%.*s' (0x, 0o and 0b take no sign)", shown,
+                         s);
             goto out;
         }
     }
@@ -925,12 +927,12 @@ static int array(struct parser *P, int depth, toml_value **out)
         if (!rc && eof(P))
             rc = fail_at(P, line, col, "unterminated array");
         if (rc)
-            goto fail;
+            goto err;
         if (peek(P) == ']')
             break;
         if (after_value && peek(P) != ',') {
             rc = fail(P, "expected ',' or ']' after an array element, found %s", found(P, 0));
-            goto fail;
+            goto err;
         }
         if (after_value) {
             adv(P);
@@ -939,14 +941,14 @@ static int array(struct parser *P, int depth, toml_value **out)
         }
         rc = value(P, depth + 1, &v);
         if (rc)
-            goto fail;
+            goto err;
         push(a, v);
         after_value = true;
     }
     adv(P);
     *out = a;
     return 0;
-fail:
+err:
     toml_free(a);
     return rc;
 }
@@ -962,26 +964,26 @@ static int inline_table(struct parser *P, int depth, toml_value **out)
     while (peek(P) != '}') {
         rc = keyval(P, t, depth);
         if (rc)
-            goto fail;
+            goto err;
         skip_ws(P);
         if (peek(P) == '}')
             break;
         if (peek(P) != ',') {
             rc = fail(P, "expected ',' or '}' in inline table, found %s", found(P, 0));
-            goto fail;
+            goto err;
         }
         line = P->line, col = P->col;
         adv(P);
         skip_ws(P);
         if (peek(P) == '}') {
             rc = fail_at(P, line, col, "trailing comma in inline table");
-            goto fail;
+            goto err;
         }
     }
     adv(P);
     *out = t;
     return 0;
-fail:
+err:
     toml_free(t);
     return rc;
 }
@@ -1006,8 +1008,8 @@ static int value(struct parser *P, int depth, toml_value **out)
 /* Steps from table t into the table named by segment i of k, creating it (as `origin`) when
  * missing. A header (origin IMPLICIT) may pass through any table but an inline one, and through
  * the last element of an array of tables; a dotted key only through tables made by dotted keys. */
-static int descend(struct parser *P, toml_value *t, const struct key *k, int i,
-                   enum origin origin, toml_value **out)
+static int descend(struct parser *P, toml_value *t, const struct key *k, int i, enum origin origin,
+                   toml_value **out)
 {
     const struct seg *s = &k->seg[i];
     struct toml_kv *kv = find(t, s->name);
@@ -1095,8 +1097,8 @@ out:
 }
 
 /* The table that the last segment of header k ([k], or [[k]] when `arr`) opens under `parent`. */
-static int open_last(struct parser *P, toml_value *parent, const struct key *k, bool arr,
-                     int line, int col, toml_value **out)
+static int open_last(struct parser *P, toml_value *parent, const struct key *k, bool arr, int line,
+                     int col, toml_value **out)
 {
     const struct seg *s = &k->seg[k->n - 1];
     struct toml_kv *kv = find(parent, s->name);
@@ -1120,12 +1122,14 @@ static int open_last(struct parser *P, toml_value *parent, const struct key *k, 
         return fail_at(P, line, col, "table [%s] defined twice (first defined at %d:%d)", name,
                        v->line, v->col);
     if (!arr && v->kind == TOML_ARRAY && v->u.array.of_tables)
-        return fail_at(P, line, col, "table [%s] conflicts with the array of tables [[%s]] at %d:%d",
-                       name, name, v->line, v->col);
+        return fail_at(P, line, col,
+                       "table [%s] conflicts with the array of tables [[%s]] at %d:%d", name, name,
+                       v->line, v->col);
     if (!arr)
-        return fail_at(P, line, col, "table [%s] conflicts with key '%s', already %s %s (defined "
-                       "at %d:%d)", name, name, article(v->kind), toml_kind_name(v->kind),
-                       kv->line, kv->col);
+        return fail_at(P, line, col,
+                       "table [%s] conflicts with key '%s', already %s %s (defined "
+                       "at %d:%d)",
+                       name, name, article(v->kind), toml_kind_name(v->kind), kv->line, kv->col);
     if (!v) {
         a = new_value(TOML_ARRAY, line, col);
         a->u.array.of_tables = true;
@@ -1156,28 +1160,28 @@ static int header(struct parser *P, toml_value *root)
     skip_ws(P);
     rc = parse_key(P, &k);
     if (rc)
-        goto out;
+        goto err;
     if (peek(P) != ']' || (arr && peek_at(P, 1) != ']')) {
         off = arr && peek(P) == ']';
         rc = fail_at(P, P->line, P->col + off, "expected '%s' to close the table header, found %s",
                      arr ? "]]" : "]", found(P, (size_t)off));
-        goto out;
+        goto err;
     }
     adv_n(P, arr ? 2 : 1);
     for (int i = 0; i + 1 < k.n; i++) {
         rc = descend(P, t, &k, i, IMPLICIT, &t);
         if (rc)
-            goto out;
+            goto err;
     }
     rc = open_last(P, t, &k, arr, line, col, &t);
     if (rc)
-        goto out;
+        goto err;
     P->cur = t;
     P->cur_depth = k.n;
     rc = end_of_line(P, "the table header");
     key_release(&k);
     return rc;
-out:
+err:
     toml_free(P->orphan);
     P->orphan = new_table(HEADER, line, col);
     P->cur = P->orphan;

@@ -25,6 +25,7 @@ static enum log_style style = LOG_STYLE_PLAIN;
 static enum log_level level = LOG_LVL_INFO;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char *secrets[MAX_SECRETS];
+static bool pinned[MAX_SECRETS];
 static int nsecrets;
 
 void log_init(enum log_style s, enum log_level l)
@@ -76,24 +77,48 @@ const char *log_level_name(enum log_level l)
     return "?";
 }
 
-void log_secret_add(const char *secret)
+static void add_secret(const char *secret, bool pin)
 {
+    int victim = -1;
+
     if (!secret || strlen(secret) < 4)
         return;
     pthread_mutex_lock(&lock);
     for (int i = 0; i < nsecrets; i++) {
         if (strcmp(secrets[i], secret) == 0) {
+            pinned[i] = pinned[i] || pin;
             pthread_mutex_unlock(&lock);
             return;
         }
     }
-    if (nsecrets == MAX_SECRETS) { /* forget the oldest: tokens rotate */
-        free(secrets[0]);
-        memmove(secrets, secrets + 1, sizeof(secrets[0]) * (MAX_SECRETS - 1));
+    if (nsecrets == MAX_SECRETS) { /* forget the oldest rotating one: tokens rotate */
+        for (int i = 0; i < nsecrets && victim < 0; i++)
+            if (!pinned[i])
+                victim = i;
+        if (victim < 0) { /* all pinned: nothing sensible to drop */
+            pthread_mutex_unlock(&lock);
+            return;
+        }
+        free(secrets[victim]);
+        memmove(secrets + victim, secrets + victim + 1,
+                sizeof(secrets[0]) * (size_t)(MAX_SECRETS - 1 - victim));
+        memmove(pinned + victim, pinned + victim + 1,
+                sizeof(pinned[0]) * (size_t)(MAX_SECRETS - 1 - victim));
         nsecrets--;
     }
-    secrets[nsecrets++] = xstrdup(secret);
+    secrets[nsecrets] = xstrdup(secret);
+    pinned[nsecrets++] = pin;
     pthread_mutex_unlock(&lock);
+}
+
+void log_secret_add(const char *secret)
+{
+    add_secret(secret, false);
+}
+
+void log_secret_pin(const char *secret)
+{
+    add_secret(secret, true);
 }
 
 void log_secret_clear(void)

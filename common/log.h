@@ -32,6 +32,9 @@ const char *log_level_name(enum log_level level);
 /* Registers a secret (copied) that must never appear in a log line; strings shorter than 4 bytes
  * are ignored (they would redact ordinary words). log_secret_clear() forgets them all. */
 void log_secret_add(const char *secret);
+/* Like log_secret_add(), for long-lived secrets (the MySQL password): never forgotten to make
+ * room for newer ones, as rotating access tokens are. */
+void log_secret_pin(const char *secret);
 void log_secret_clear(void);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

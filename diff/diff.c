@@ -345,3 +345,55 @@ unsigned diff_ncells(const struct diff *d, int coll)
 {
     return d->c[coll].ncells;
 }
+
+/* ---- for the full resync --------------------------------------------------------------------- */
+
+int diff_cells(struct diff *d, int coll, const struct fsdoc *doc, struct sink_cell **cells,
+               uint64_t **hashes, size_t *ncells, fserr *e)
+{
+    struct sink_event tmp = {0};
+    int rc = convert_all(&d->c[coll], doc, &tmp, e);
+
+    if (rc) {
+        for (size_t i = 0; i < tmp.ncells; i++)
+            diff_cell_release(&tmp.cells[i]);
+        free(tmp.cells);
+        free(tmp.hashes);
+        return rc;
+    }
+    *cells = tmp.cells;
+    *hashes = tmp.hashes;
+    *ncells = tmp.ncells;
+    return 0;
+}
+
+bool diff_peek(const struct diff *d, int coll, const char *key, size_t len, int64_t *time_us,
+               bool *live)
+{
+    const struct diff_entry *en = diff_index_get(d->c[coll].ix, key, len);
+
+    if (!en)
+        return false;
+    *time_us = en->time_us;
+    *live = en->flags & DIFF_E_LIVE;
+    return true;
+}
+
+void diff_refresh(struct diff *d, int coll, const struct diff_refresh *r)
+{
+    struct coll *c = &d->c[coll];
+    struct diff_entry *en = diff_index_get(c->ix, r->key, r->keylen);
+    bool live = en && (en->flags & DIFF_E_LIVE);
+    bool unmoved = r->seen && (en ? r->seen_exists && r->seen_us == en->time_us &&
+                                        r->seen_live == live
+                                  : !r->seen_exists);
+
+    if (en && !unmoved && !(r->time_us > en->time_us || (r->time_us == en->time_us && r->live == live)))
+        return; /* the stream moved it past what the page found */
+    if (!en && !(en = diff_index_put(c->ix, r->key, r->keylen)))
+        return;
+    en->time_us = r->time_us;
+    diff_index_set_live(c->ix, en, r->live);
+    if (r->live && r->hashes)
+        memcpy(en->hashes, r->hashes, c->ncells * sizeof(uint64_t));
+}

@@ -79,4 +79,34 @@ const struct diff_stats *diff_stats(const struct diff *d);
 /* Number of cells per row of coll: its columns, plus one for the extra column. */
 unsigned diff_ncells(const struct diff *d, int coll);
 
+/* ---- for the full resync (agent/resync.c) ---------------------------------------------------
+ * The resync compares Firestore's snapshot with MySQL itself, not with the index, but it
+ * converts documents exactly as the diff does and refreshes the index from what it found. */
+
+/* doc's cells and hashes for coll (the conversion of diff_upsert). On a value that does not fit
+ * its column, returns the error with the reason in e and gives nothing. The caller frees each
+ * cell (diff_cell_release), the cells array and the hashes. */
+int diff_cells(struct diff *d, int coll, const struct fsdoc *doc, struct sink_cell **cells,
+               uint64_t **hashes, size_t *ncells, fserr *e);
+/* What the index holds for key: false when nothing, else the time and whether it is live. */
+bool diff_peek(const struct diff *d, int coll, const char *key, size_t len, int64_t *time_us,
+               bool *live);
+
+/* What MySQL holds for a key after a resync page, and what the index held when the page was
+ * pushed (when known). */
+struct diff_refresh {
+    const char *key;
+    size_t keylen;
+    bool live;              /* live at time_us (update time), or a tombstone at time_us */
+    int64_t time_us;
+    const uint64_t *hashes; /* live: one per cell */
+    bool seen;              /* the index state at the push is known (seen_*) */
+    bool seen_exists, seen_live;
+    int64_t seen_us;
+};
+/* Sets the key's entry to r when the index did not move since the push, or when r is newer
+ * than what the stream has put there since (the sink applied both; the newer one stands). The
+ * entry's RESET membership is left as it is: a resync says nothing about what the stream sent. */
+void diff_refresh(struct diff *d, int coll, const struct diff_refresh *r);
+
 #endif

@@ -9,10 +9,11 @@
  * which documents a RESET did not re-send (their epoch is old), and how many are live (for
  * existence filters).
  *
- * Size: an entry is 16 bytes + 8 per cell + the key, carved from 1 MiB slabs (no per-entry
- * malloc header), plus 8 bytes of hash-table slot at a load factor of at most 3/4. Entries are
- * never freed one by one: a deleted document keeps its entry as a tombstone, as its row keeps
- * one in MySQL. diff_index_bytes() reports the total.
+ * Size: an entry is 16 bytes + 8 per cell + the key, rounded up to 8, carved from 1 MiB slabs
+ * (no per-entry malloc header), plus a 6-byte hash-table slot at a load factor of at most 3/4.
+ * Entries are never freed one by one: a deleted document keeps its entry as a tombstone, as its
+ * row keeps one in MySQL. diff_index_bytes() reports the total. An index holds at most just
+ * under 32 GiB of entries (some 350 million documents of 7 columns).
  *
  * Ownership: the index owns its slabs and table; entry pointers stay valid until
  * diff_index_free(). Used only on the event loop's thread.
@@ -43,7 +44,7 @@ void diff_index_free(diff_index *ix);
 /* The entry for key, or NULL. */
 struct diff_entry *diff_index_get(const diff_index *ix, const char *key, size_t len);
 /* The entry for key, created (not live, time 0, hashes 0) when absent. Keys longer than
- * 65535 bytes are refused (NULL). */
+ * 65535 bytes are refused (NULL), as are new keys once the index is full (see Size). */
 struct diff_entry *diff_index_put(diff_index *ix, const char *key, size_t len);
 /* The key bytes of an entry. */
 const char *diff_entry_key(const struct diff_entry *en);
@@ -55,7 +56,8 @@ size_t diff_index_count(const diff_index *ix);
 /* Bytes held by the index (slabs and table). */
 size_t diff_index_bytes(const diff_index *ix);
 
-/* Calls fn for every entry (in no particular order); stops early on a non-zero return. */
+/* Calls fn for every entry (in no particular order); stops early on a non-zero return. fn must
+ * not add entries. */
 int diff_index_each(diff_index *ix, int (*fn)(void *ud, struct diff_entry *en), void *ud);
 
 #endif

@@ -6,12 +6,15 @@
  * subtly wrong (a length in UTF-16 units over a UTF-8 body, pieces that cut characters in half)
  * and easy to test and fuzz on its own.
  *
- * How: a byte-at-a-time state machine with two states that carry over between pieces, the prefix
- * (digits so far) and the payload (units still due plus an incremental UTF-8 validator). The
- * payload is validated while it is counted, because counting is decoding: the validator's
- * per-lead-byte ranges for the first continuation byte reject overlongs, surrogates and code
- * points past U+10FFFF in one place. A payload that completes inside the piece it started in is
- * handed over in place; only a payload that spans pieces is copied into the framer's capped buf.
+ * How: a state machine with two states that carry over between pieces, the prefix (digits so
+ * far, read a byte at a time) and the payload (units still due plus an incremental UTF-8
+ * validator). The payload is validated while it is counted, because counting is decoding: the
+ * validator's per-lead-byte ranges for the first continuation byte reject overlongs, surrogates
+ * and code points past U+10FFFF in one place. Payload bytes are the hot path (every document of a
+ * RESET passes through here), so scan() keeps its counters in locals and skips runs of ASCII
+ * eight bytes at a time. A payload that completes inside the piece it started in is handed over
+ * in place; only a payload that spans pieces is copied into the framer's capped buf, whose
+ * allocation is kept for the next one up to KEEP_BUFFER_BYTES.
  */
 #include "firestore/frame.h"
 
@@ -23,9 +26,14 @@ enum { ST_PREFIX, ST_PAYLOAD, ST_FAILED };
 /* 10 digits cover the 32-bit lengths a Java server can print; anything longer is garbage. */
 #define MAX_DIGITS 10
 
-/* After delivering a buffered payload, a buffer grown past this is freed rather than kept, so one
- * huge chunk does not pin its memory for the life of the session. */
-#define KEEP_BUFFER_BYTES ((size_t)256 << 10)
+/* After delivering a buffered payload (and on reset), a buffer grown past this is freed rather
+ * than kept, so one huge chunk near the cap does not pin its memory for the life of the session.
+ * Up to it the allocation is reused: catch-up chunks (the emulator sends up to ~1400 documents,
+ * under 1 MB, per chunk; a slow reader may get a whole RESET cycle of a few MB in one) arrive one
+ * after another, and regrowing the buffer (realloc copies, fresh pages) for each one would cost
+ * about as much as framing it. The buffer doubles from 64 bytes, so this keeps any payload of up
+ * to 4 MiB - 1 bytes; the session's two framers hold at most 8 MiB between them. */
+#define KEEP_BUFFER_BYTES ((size_t)4 << 20)
 
 void wc_frame_init(wc_framer *f, size_t max_chunk_bytes)
 {
@@ -135,87 +143,115 @@ static int prefix_byte(wc_framer *f, unsigned char c, fserr *e)
     return failf(f, e, FS_EPARSE, what);
 }
 
-/* A byte that starts a character (not inside a sequence): sets up the continuation bytes it
- * needs and takes its UTF-16 units from the count. The range of the first continuation byte is
- * what rules out overlongs (E0, F0), surrogates (ED) and code points past U+10FFFF (F4). */
-static int lead_byte(wc_framer *f, unsigned char c, fserr *e)
-{
-    char what[160];
-    unsigned need, lo = 0x80, hi = 0xBF;
-
-    if (c < 0x80) {
-        f->units_left--;
-        return 0;
-    }
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 2;
-        lo = c == 0xE0 ? 0xA0 : 0x80;
-        hi = c == 0xED ? 0x9F : 0xBF;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 3;
-        lo = c == 0xF0 ? 0x90 : 0x80;
-        hi = c == 0xF4 ? 0x8F : 0xBF;
-    } else {
-        snprintf(what, sizeof(what), "invalid UTF-8 in payload: %s byte 0x%02x",
-                 c <= 0xBF ? "unexpected continuation" : "impossible", c);
-        return failf(f, e, FS_EUTF8, what);
-    }
-    if (need == 3 && f->units_left < 2)
-        return failf(f, e, FS_EPROTO,
-                     "length prefix ends between the two UTF-16 halves of a 4-byte character");
-    f->units_left -= need == 3 ? 2 : 1;
-    f->u8need = (uint8_t)need;
-    f->u8lo = (uint8_t)lo;
-    f->u8hi = (uint8_t)hi;
-    return 0;
-}
-
 static bool payload_done(const wc_framer *f)
 {
     return f->units_left == 0 && f->u8need == 0;
 }
 
+/* True when the 8 bytes at s are all ASCII (no high bit set): each counts one byte and one
+ * UTF-16 unit and needs no validation. memcpy is how C reads 8 unaligned bytes as one word. */
+static inline bool ascii8(const unsigned char *s)
+{
+    uint64_t x;
+
+    memcpy(&x, s, 8);
+    return (x & 0x8080808080808080ull) == 0;
+}
+
 /* Counts and validates payload bytes from s until the payload is complete or the piece ends;
- * *used gets the number of bytes consumed. */
+ * *used gets the number of bytes consumed.
+ *
+ * The counters live in locals for the whole loop and go back into the framer on the way out:
+ * s is an unsigned char pointer, which may alias *f as far as the compiler knows, so fields
+ * updated in the loop would be reloaded and stored on every byte. Runs of ASCII are taken 8 bytes
+ * at a time when the count, the cap and the piece all have room for 8 more; everything else goes
+ * through the byte-at-a-time checks, in this order per byte: the cap, then the UTF-8 rules. */
 static int scan(wc_framer *f, const unsigned char *s, size_t n, size_t *used, fserr *e)
 {
     char what[200];
-    size_t i = 0;
-    int rc;
+    uint64_t units = f->units_left;
+    size_t got = f->got, max = f->max, i = 0;
+    unsigned need = f->u8need, lo = f->u8lo, hi = f->u8hi;
+    int rc = 0;
 
-    for (; i < n && !payload_done(f); i++, f->got++, f->off++) {
-        unsigned char c = s[i];
-        if (f->got >= f->max) {
-            *used = i;
+    for (;;) {
+        if (need == 0) {
+            if (units == 0)
+                break; /* payload complete */
+            while (n - i >= 8 && units >= 8 && max - got >= 8 && ascii8(s + i)) {
+                i += 8;
+                got += 8;
+                units -= 8;
+            }
+            if (units == 0 || i == n)
+                break;
+        } else if (i == n) {
+            break; /* the rest of the character comes in the next piece */
+        }
+        if (got >= max) {
+            rc = FS_ETOOBIG;
             snprintf(what, sizeof(what),
                      "payload of %llu UTF-16 units passes the %zu-byte chunk cap",
-                     (unsigned long long)f->value, f->max);
-            return failf(f, e, FS_ETOOBIG, what);
+                     (unsigned long long)f->value, max);
+            break;
         }
-        if (f->u8need == 0) {
-            rc = lead_byte(f, c, e);
-            if (rc) {
-                *used = i;
-                return rc;
+        unsigned c = s[i];
+        if (need > 0) { /* a continuation byte */
+            if (c < lo || c > hi) {
+                rc = FS_EUTF8;
+                snprintf(what, sizeof(what),
+                         "invalid UTF-8 in payload: byte 0x%02x where a continuation byte in "
+                         "0x%02x..0x%02x was due (truncated, overlong, surrogate or past "
+                         "U+10FFFF)",
+                         c, lo, hi);
+                break;
             }
-            continue;
+            lo = 0x80;
+            hi = 0xBF;
+            need--;
+        } else if (c < 0x80) {
+            units--;
+        } else {
+            /* A lead byte: the range of its first continuation byte is what rules out overlongs
+             * (E0, F0), surrogates (ED) and code points past U+10FFFF (F4). */
+            lo = 0x80;
+            hi = 0xBF;
+            if (c >= 0xC2 && c <= 0xDF) {
+                need = 1;
+            } else if (c >= 0xE0 && c <= 0xEF) {
+                need = 2;
+                lo = c == 0xE0 ? 0xA0 : 0x80;
+                hi = c == 0xED ? 0x9F : 0xBF;
+            } else if (c >= 0xF0 && c <= 0xF4) {
+                need = 3;
+                lo = c == 0xF0 ? 0x90 : 0x80;
+                hi = c == 0xF4 ? 0x8F : 0xBF;
+            } else {
+                rc = FS_EUTF8;
+                snprintf(what, sizeof(what), "invalid UTF-8 in payload: %s byte 0x%02x",
+                         c <= 0xBF ? "unexpected continuation" : "impossible", c);
+                break;
+            }
+            /* a 4-byte character is a surrogate pair: two units, which must both fit */
+            if (need == 3 && units < 2) {
+                rc = FS_EPROTO;
+                snprintf(what, sizeof(what),
+                         "length prefix ends between the two UTF-16 halves of a 4-byte character");
+                break;
+            }
+            units -= need == 3 ? 2 : 1;
         }
-        if (c < f->u8lo || c > f->u8hi) {
-            *used = i;
-            snprintf(what, sizeof(what),
-                     "invalid UTF-8 in payload: byte 0x%02x where a continuation byte in "
-                     "0x%02x..0x%02x was due (truncated, overlong, surrogate or past U+10FFFF)",
-                     c, f->u8lo, f->u8hi);
-            return failf(f, e, FS_EUTF8, what);
-        }
-        f->u8lo = 0x80;
-        f->u8hi = 0xBF;
-        f->u8need--;
+        i++;
+        got++;
     }
+    f->units_left = units;
+    f->got = got;
+    f->off += i;
+    f->u8need = (uint8_t)need;
+    f->u8lo = (uint8_t)lo;
+    f->u8hi = (uint8_t)hi;
     *used = i;
-    return 0;
+    return rc ? failf(f, e, rc, what) : 0;
 }
 
 /* Hands a complete payload to the callback and readies the next prefix. */

@@ -39,6 +39,8 @@ struct sock_ctx {
     uv_poll_t poll;
     curl_socket_t fd;
     http_client *c;
+    int events;   /* UV_READABLE | UV_WRITABLE as curl last asked */
+    bool closing; /* curl let go of the socket; the handle is closing */
     struct sock_ctx *next;
     struct sock_ctx **pprev;
 };
@@ -74,18 +76,18 @@ struct http_client {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
-    bool curl_armed;      /* curl wants a timeout call at curl_due */
+    bool curl_armed; /* curl wants a timeout call at curl_due */
     uint64_t curl_due;
-    bool kick;            /* deferred work waits for settle() */
-    int depth;            /* > 0 while curl is running our callbacks */
+    bool kick; /* deferred work waits for settle() */
+    int depth; /* > 0 while curl is running our callbacks */
     struct sock_ctx *socks;
     http_request *reqs;
     size_t nreqs;
-    bool closing;         /* http_client_close() was called */
-    bool close_started;   /* the uv handles are being closed */
-    bool closed;          /* every uv handle is closed */
+    bool closing;       /* http_client_close() was called */
+    bool close_started; /* the uv handles are being closed */
+    bool closed;        /* every uv handle is closed */
     bool free_on_close;
-    int open_handles;     /* uv handles not yet closed */
+    int open_handles; /* uv handles not yet closed */
     void (*done_cb)(void *ud);
     void *done_ud;
 };
@@ -219,14 +221,16 @@ static int parse_url(const char *url, CURLU **out, char *label, size_t label_n, 
     curl_url_get(u, CURLUPART_PATH, &path, 0);
     if (strcasecmp(scheme, "https") != 0) {
         if (strcasecmp(scheme, "http") != 0) {
-            rc = fserr_set(e, FS_EINVAL, "http: scheme '%.16s' refused: only https://, or "
-                           "http:// to a loopback host", scheme);
+            rc = fserr_set(e, FS_EINVAL,
+                           "http: scheme '%.16s' refused: only https://, or http:// to loopback",
+                           scheme);
             goto out;
         }
         if (!loopback_host(host)) {
-            rc = fserr_set(e, FS_EINVAL, "http: plain http:// to '%.100s' refused: only a "
-                           "loopback host (127.0.0.0/8, ::1, localhost) may be reached without "
-                           "TLS", host);
+            rc = fserr_set(e, FS_EINVAL,
+                           "http: plain http:// to '%.100s' refused: without TLS only a "
+                           "loopback host (127.0.0.0/8, ::1, localhost) may be reached",
+                           host);
             goto out;
         }
     }
@@ -279,8 +283,8 @@ static void finish_curl(http_request *r, CURLcode cc)
     fserr e = {0};
     int rc;
 
-    if (r->cb_rc && (cc == CURLE_WRITE_ERROR || cc == CURLE_ABORTED_BY_CALLBACK ||
-                     cc == CURLE_OK)) {
+    if (r->cb_rc &&
+        (cc == CURLE_WRITE_ERROR || cc == CURLE_ABORTED_BY_CALLBACK || cc == CURLE_OK)) {
         finish(r, r->cb_rc, &r->cb_err);
         return;
     }
@@ -426,6 +430,7 @@ static void sock_close(struct sock_ctx *s)
     *s->pprev = s->next;
     if (s->next)
         s->next->pprev = s->pprev;
+    s->closing = true;
     uv_poll_stop(&s->poll);
     uv_close((uv_handle_t *)&s->poll, on_handle_closed);
 }
@@ -436,8 +441,12 @@ static void on_poll(uv_poll_t *p, int status, int events)
     http_client *c = s->c;
     int flags = 0, running;
 
+    /* On a socket error (libuv reports POLLERR as a status and stops the handle) let curl find
+     * the error itself by reading and writing: that is how it notices a reused connection the
+     * server had closed and retries on a fresh one, which CURL_CSELECT_ERR would turn into a
+     * hard failure. */
     if (status < 0)
-        flags = CURL_CSELECT_ERR;
+        flags = CURL_CSELECT_IN | CURL_CSELECT_OUT;
     if (events & UV_READABLE)
         flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE)
@@ -445,6 +454,8 @@ static void on_poll(uv_poll_t *p, int status, int events)
     c->depth++;
     curl_multi_socket_action(c->multi, s->fd, flags, &running);
     c->depth--;
+    if (status < 0 && !s->closing && !c->close_started)
+        uv_poll_start(&s->poll, s->events, on_poll); /* curl still wants it: watch again */
     settle(c);
 }
 
@@ -483,6 +494,7 @@ static int on_socket(CURL *h, curl_socket_t fd, int what, void *ud, void *sockp)
         ev |= UV_READABLE;
     if (what & CURL_POLL_OUT)
         ev |= UV_WRITABLE;
+    s->events = ev;
     uv_poll_start(&s->poll, ev, on_poll);
     return 0;
 }
@@ -547,8 +559,7 @@ static bool split_header(const char *p, size_t n, char *line, char **name, char 
     memcpy(line, p, n);
     line[n] = '\0';
     end = line + n;
-    while (end > line && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' ||
-                          end[-1] == '\t'))
+    while (end > line && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
         *--end = '\0';
     colon = strchr(line, ':');
     if (!colon || colon == line || strncmp(line, "HTTP/", 5) == 0)
@@ -800,6 +811,9 @@ static void set_options(http_request *r, const struct http_req_opts *o, bool loo
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header_line);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* WebChannel as measured is HTTP/1.1: one request per connection at a time, so a held
+     * (paused) back channel never stalls a forward POST sharing its connection */
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -809,6 +823,10 @@ static void set_options(http_request *r, const struct http_req_opts *o, bool loo
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, o->timeout_ms);
     if (o->connect_timeout_ms > 0)
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
+    if (o->fresh_connection) {
+        curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+    }
 }
 
 http_request *http_request_new(http_client *c, const struct http_req_opts *o, fserr *e)

@@ -7,6 +7,9 @@
  * idle timeout ("no byte for N ms"), which the WebChannel back channel uses as its 45 s
  * watchdog.
  *
+ * Requests speak HTTP/1.1 (the WebChannel transport as measured), each on a connection of its
+ * own while it runs; curl reuses idle connections.
+ *
  * Safety rules enforced here, whatever the caller asks:
  *   - TLS is always verified (peer and host name); there is no option to turn it off.
  *   - Plain http:// is refused unless the host is loopback (127.0.0.0/8, ::1, localhost);
@@ -66,20 +69,21 @@ typedef int (*http_data_fn)(void *ud, long status, const char *p, size_t n);
 typedef void (*http_done_fn)(void *ud, const struct http_result *res);
 
 struct http_req_opts {
-    const char *method;           /* "GET", "POST", ... (NULL means GET, or POST with a body) */
-    const char *url;              /* absolute http(s) URL; see the rules above */
-    const char *const *headers;   /* NULL-terminated "Name: value" lines, or NULL */
-    const char *body;             /* request body (copied), or NULL for none */
-    size_t body_len;              /* its length */
-    long timeout_ms;              /* whole-request limit; 0 means none */
-    long connect_timeout_ms;      /* connection limit; 0 means curl's default */
-    long idle_timeout_ms;         /* no response byte for this long: FS_ETIMEOUT; 0 means none */
-    size_t body_cap;              /* cap on body bytes (buffered: 0 means the default; streamed:
-                                     0 means no cap on the total) */
-    http_header_fn on_header;     /* may be NULL */
-    http_data_fn on_data;         /* NULL: the body is buffered and handed to on_done */
-    http_done_fn on_done;         /* required */
-    void *ud;                     /* passed to the callbacks */
+    const char *method;         /* "GET", "POST", ... (NULL means GET, or POST with a body) */
+    const char *url;            /* absolute http(s) URL; see the rules above */
+    const char *const *headers; /* NULL-terminated "Name: value" lines, or NULL */
+    const char *body;           /* request body (copied), or NULL for none */
+    size_t body_len;            /* its length */
+    long timeout_ms;            /* whole-request limit; 0 means none */
+    long connect_timeout_ms;    /* connection limit; 0 means curl's default */
+    long idle_timeout_ms;       /* no response byte for this long: FS_ETIMEOUT; 0 means none */
+    bool fresh_connection;      /* a connection of its own, closed after this request */
+    size_t body_cap;            /* cap on body bytes (buffered: 0 means the default; streamed:
+                                   0 means no cap on the total) */
+    http_header_fn on_header;   /* may be NULL */
+    http_data_fn on_data;       /* NULL: the body is buffered and handed to on_done */
+    http_done_fn on_done;       /* required */
+    void *ud;                   /* passed to the callbacks */
 };
 
 /* A client on `loop`. Returns NULL (e filled) only when curl cannot be set up. */
@@ -90,7 +94,9 @@ http_client *http_client_new(uv_loop_t *loop, fserr *e);
  * starting requests afterwards, is refused. */
 void http_client_close(http_client *c, void (*done_cb)(void *ud), void *ud);
 
-/* Frees a client that is closed (done_cb has run) or that never ran a request. Accepts NULL. */
+/* Frees a closed client (from done_cb or later). On a client still open it closes it first (no
+ * done_cb) and frees it once its handles are closed; the caller must not touch it again. Accepts
+ * NULL. */
 void http_client_free(http_client *c);
 
 /* Starts a request. Returns its handle, or NULL with e filled (FS_EINVAL for a refused URL or
@@ -102,7 +108,8 @@ http_request *http_request_new(http_client *c, const struct http_req_opts *o, fs
 void http_cancel(http_request *r);
 
 /* Stops delivering body bytes until http_resume(). From inside on_data the current piece counts
- * as taken and the next one is held. The idle timeout does not run while paused. */
+ * as taken and the next one is held. The idle timeout does not run while paused. A response
+ * that was already complete still ends (on_done) while paused. */
 void http_pause(http_request *r);
 /* Continues a paused request; held bytes may be delivered before this returns. */
 void http_resume(http_request *r);

@@ -4,11 +4,13 @@
  * It owns the token array and the container stack of each json_doc (grown with xrealloc, kept
  * across parses) and nothing else: tokens point into the caller's bytes. This exists instead of
  * cJSON because the agent reads every document of a RESET only to find that most are unchanged,
- * and a malloc per node would cost more than the whole skip is allowed to. The parser is a loop
- * over an explicit stack, not recursion, so the depth limit is the only bound on nesting.
+ * and a malloc per node would cost more than the whole skip is allowed to. The parser is a state
+ * machine over an explicit stack, not recursion, so the depth limit is the only bound on nesting;
+ * it keeps its state in locals and scans strings 8 bytes at a time (see "the parser").
  *
  * Strings are validated once, here (UTF-8, escapes, surrogate pairs), so the helpers that decode
- * them later (json_str_eq, json_str_unescape) can trust the bytes and never fail on content.
+ * them later (json_str_eq, json_str_unescape) can trust the bytes and never fail on content. Key
+ * lookups compare the token's length (or, for C strings, the bytes) before anything else.
  */
 #include "firestore/json.h"
 
@@ -338,73 +340,69 @@ static int sit_next(struct sit *it)
 }
 
 /* ---- the parser ----------------------------------------------------------------------------- */
+/*
+ * json_parse() keeps everything it updates per token (the position, the token count, the innermost
+ * open container) in locals rather than in a struct reached through a pointer. Tokens have
+ * uint8_t fields, and a store through a character type may alias anything, so state kept in
+ * memory would be reloaded after every token written. The lexing helpers below therefore take the
+ * source, its length and a position, and return the new position through a pointer only.
+ */
 
-struct parser {
-    json_doc *d;
-    const unsigned char *s;
-    size_t n;
-    size_t p;
-    fserr *e;
-};
-
-static int fail(struct parser *ps, int code, size_t at, const char *what)
+/* Fills e with "json: byte N: <what>, found <what is there>" and returns code. */
+static int fail(const unsigned char *s, size_t n, fserr *e, int code, size_t at, const char *what)
 {
     char found[32];
 
-    if (at >= ps->n)
+    if (at >= n)
         snprintf(found, sizeof(found), "end of input");
-    else if (ps->s[at] >= 0x20 && ps->s[at] < 0x7f)
-        snprintf(found, sizeof(found), "'%c'", ps->s[at]);
+    else if (s[at] >= 0x20 && s[at] < 0x7f)
+        snprintf(found, sizeof(found), "'%c'", s[at]);
     else
-        snprintf(found, sizeof(found), "byte 0x%02X", ps->s[at]);
-    return fserr_set(ps->e, code, "json: byte %zu: %s, found %s", at, what, found);
+        snprintf(found, sizeof(found), "byte 0x%02X", s[at]);
+    return fserr_set(e, code, "json: byte %zu: %s, found %s", at, what, found);
 }
 
-static void skip_ws(struct parser *ps)
+/* The first position at or after p that is not JSON whitespace. */
+static inline size_t skip_ws(const unsigned char *s, size_t p, size_t n)
 {
-    const unsigned char *s = ps->s;
-    size_t p = ps->p, n = ps->n;
-
-    while (p < n && (s[p] == ' ' || s[p] == '\n' || s[p] == '\r' || s[p] == '\t'))
+    while (p < n && s[p] <= ' ' && (s[p] == ' ' || s[p] == '\n' || s[p] == '\r' || s[p] == '\t'))
         p++;
-    ps->p = p;
+    return p;
 }
 
-static int new_tok(struct parser *ps, int type, size_t off, uint32_t *idx)
+/* Makes room for token number ntoks, or refuses past the limit (off: where that token starts,
+ * for the message). Out of line: it runs a few times per doc's lifetime, not per token. */
+static __attribute__((noinline)) int grow_toks(json_doc *d, uint32_t ntoks, size_t off, fserr *e)
 {
-    json_doc *d = ps->d;
-    json_tok *t;
+    size_t cap;
 
-    if (d->ntoks >= d->max_toks)
-        return fserr_set(ps->e, FS_ETOOBIG, "json: byte %zu: more than %u tokens", off,
+    if (ntoks >= d->max_toks)
+        return fserr_set(e, FS_ETOOBIG, "json: byte %zu: more than %u tokens", off,
                          (unsigned)d->max_toks);
-    if (d->ntoks == d->cap) {
-        size_t cap = d->cap ? (size_t)d->cap * 2 : 64;
+    if (ntoks == d->cap) {
+        cap = d->cap ? (size_t)d->cap * 2 : 64;
         if (cap > d->max_toks)
             cap = d->max_toks;
         d->toks = xrealloc(d->toks, cap * sizeof(*d->toks));
         d->cap = (uint32_t)cap;
     }
-    t = &d->toks[d->ntoks];
-    t->off = (uint32_t)off;
-    t->len = 0;
-    t->end = d->ntoks + 1;
-    t->count = 0;
-    t->type = (uint8_t)type;
-    t->flags = 0;
-    *idx = d->ntoks++;
     return 0;
 }
 
-/* Validates the escape at ps->p (a backslash) and moves past it. */
-static int scan_escape(struct parser *ps)
+/* Tokens that fit in d's array without growing it or passing the limit. */
+static uint32_t tok_room(const json_doc *d)
 {
-    const unsigned char *s = ps->s;
-    size_t p = ps->p, n = ps->n;
+    return d->cap < d->max_toks ? d->cap : d->max_toks;
+}
+
+/* Validates the escape at *pp (a backslash) and moves *pp past it. */
+static int scan_escape(const unsigned char *s, size_t n, size_t *pp, fserr *e)
+{
+    size_t p = *pp;
     long cp, lo;
 
     if (p + 1 >= n)
-        return fail(ps, FS_EPARSE, p + 1, "expected an escape character after '\\'");
+        return fail(s, n, e, FS_EPARSE, p + 1, "expected an escape character after '\\'");
     switch (s[p + 1]) {
     case '"':
     case '\\':
@@ -414,19 +412,19 @@ static int scan_escape(struct parser *ps)
     case 'n':
     case 'r':
     case 't':
-        ps->p = p + 2;
+        *pp = p + 2;
         return 0;
     case 'u':
         break;
     default:
-        return fail(ps, FS_EPARSE, p + 1,
+        return fail(s, n, e, FS_EPARSE, p + 1,
                     "expected an escape character (one of \"\\/bfnrtu) after '\\'");
     }
     cp = hex4(s + p + 2, n - p - 2);
     if (cp < 0)
-        return fail(ps, FS_EPARSE, p + 2, "expected 4 hex digits after '\\u'");
+        return fail(s, n, e, FS_EPARSE, p + 2, "expected 4 hex digits after '\\u'");
     if (cp >= 0xDC00 && cp <= 0xDFFF)
-        return fserr_set(ps->e, FS_EUTF8,
+        return fserr_set(e, FS_EUTF8,
                          "json: byte %zu: lone low surrogate \\u%04lX (expected a high surrogate "
                          "before it)",
                          p, (unsigned long)cp);
@@ -436,84 +434,128 @@ static int scan_escape(struct parser *ps)
         if (q + 1 < n && s[q] == '\\' && s[q + 1] == 'u')
             lo = hex4(s + q + 2, n - q - 2);
         if (lo < 0xDC00 || lo > 0xDFFF)
-            return fserr_set(ps->e, FS_EUTF8,
+            return fserr_set(e, FS_EUTF8,
                              "json: byte %zu: lone high surrogate \\u%04lX (expected a low "
                              "surrogate \\uDC00-\\uDFFF after it)",
                              p, (unsigned long)cp);
-        ps->p = q + 6;
+        *pp = q + 6;
         return 0;
     }
-    ps->p = p + 6;
+    *pp = p + 6;
     return 0;
 }
 
-/* Scans the string whose opening quote is at ps->p into a new token. */
-static int scan_string(struct parser *ps)
+/*
+ * Strings are scanned 8 bytes at a time as one 64-bit word x, read with memcpy (SWAR, "SIMD
+ * within a register"). Each test below leaves bit 7 of a byte set when that byte is of interest:
+ *   - eq8(x, c): v = x ^ (c in every byte) is 0 exactly in the bytes equal to c; subtracting 1
+ *     from every byte borrows (sets bit 7) there, and & ~v drops bytes whose bit 7 was already set.
+ *   - below 0x20: subtracting 0x20 from every byte wraps around, setting bit 7, exactly in the
+ *     bytes below 0x20 (bytes of 0xA0 and up get bit 7 too, but they are non-ASCII anyway).
+ *   - non-ASCII: bit 7 of x itself.
+ * A borrow can pass into the next more significant byte, but only out of a byte that is flagged
+ * itself, so the least significant flag is always exact (more significant ones may be false
+ * alarms) and a word with no flag has no byte of interest.
+ */
+#define ONES8 0x0101010101010101ull
+#define HIGHS8 0x8080808080808080ull
+
+/* Memory order is significance order on little-endian machines: there the first flagged byte in
+ * memory is the exact one and its index is the count of trailing zero bits / 8. Elsewhere the
+ * scanner only uses "no flag at all" and finds the byte one at a time. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define SWAR_LE 1
+#else
+#define SWAR_LE 0
+#endif
+
+static inline uint64_t eq8(uint64_t x, unsigned char c)
 {
-    const unsigned char *s = ps->s;
-    size_t n = ps->n, start = ps->p + 1, p = start;
-    uint8_t flags = 0;
-    uint32_t idx;
+    uint64_t v = x ^ (ONES8 * c);
+    return (v - ONES8) & ~v & HIGHS8;
+}
+
+/* Flags the bytes that are not plain (as in plain_byte): '"', '\\', control, non-ASCII. */
+static inline uint64_t special8(uint64_t x)
+{
+    return eq8(x, '"') | eq8(x, '\\') | (((x - ONES8 * 0x20) | x) & HIGHS8);
+}
+
+/* Validates the string whose opening quote is at *pp; on success *pp is at its closing quote and
+ * *flags has JSON_F_ESCAPED when it holds an escape. Inlined at both call sites (keys and string
+ * values): a call per string measured about a tenth of a parse. */
+static inline __attribute__((always_inline)) int lex_string(const unsigned char *s, size_t n,
+                                                            size_t *pp, uint8_t *flags, fserr *e)
+{
+    size_t p = *pp + 1, k;
+    uint64_t x, m;
     int rc;
 
     for (;;) {
+        /* plain bytes, 8 at a time while 8 are left, then one at a time */
+        while (n - p >= 8) {
+            memcpy(&x, s + p, 8);
+            m = special8(x);
+            if (!m) {
+                p += 8;
+                continue;
+            }
+            if (SWAR_LE) {
+                p += (size_t)__builtin_ctzll(m) / 8;
+                /* the usual case, decided without reading the byte again: m's lowest flag
+                 * (m & -m) is the closing quote */
+                if (m & (0 - m) & eq8(x, '"')) {
+                    *pp = p;
+                    return 0;
+                }
+            }
+            break;
+        }
         while (p < n && plain_byte[s[p]])
             p++;
         if (p >= n)
-            return fail(ps, FS_EPARSE, p, "expected '\"' to end the string");
+            return fail(s, n, e, FS_EPARSE, p, "expected '\"' to end the string");
         if (s[p] == '"')
             break;
         if (s[p] == '\\') {
-            ps->p = p;
-            rc = scan_escape(ps);
+            rc = scan_escape(s, n, &p, e);
             if (rc)
                 return rc;
-            p = ps->p;
-            flags |= JSON_F_ESCAPED;
+            *flags |= JSON_F_ESCAPED;
         } else if (s[p] < 0x20) {
-            return fail(ps, FS_EPARSE, p, "expected no raw control character in a string");
+            return fail(s, n, e, FS_EPARSE, p, "expected no raw control character in a string");
         } else {
-            size_t k = utf8_seq(s + p, n - p);
+            k = utf8_seq(s + p, n - p);
             if (!k)
-                return fail(ps, FS_EUTF8, p, "expected valid UTF-8 in the string");
+                return fail(s, n, e, FS_EUTF8, p, "expected valid UTF-8 in the string");
             p += k;
         }
     }
-    rc = new_tok(ps, JSON_STRING, start, &idx);
-    if (rc)
-        return rc;
-    ps->d->toks[idx].len = (uint32_t)(p - start);
-    ps->d->toks[idx].flags = flags;
-    ps->p = p + 1;
+    *pp = p;
     return 0;
 }
 
-static int scan_scalar(struct parser *ps)
+/* Validates the number or literal (true, false, null) at *pp, which is not a string or a
+ * container; on success *pp is just past it and *type, *flags say what it is. */
+static int lex_scalar(const unsigned char *s, size_t n, size_t *pp, uint8_t *type, uint8_t *flags,
+                      fserr *e)
 {
     static const struct {
         const char *text;
         size_t len;
-        int type;
+        uint8_t type;
     } lits[] = {{"true", 4, JSON_TRUE}, {"false", 5, JSON_FALSE}, {"null", 4, JSON_NULL}};
-    const unsigned char *s = ps->s;
-    size_t p = ps->p, n = ps->n, len, err_at = 0;
+    size_t p = *pp, len, err_at = 0;
     const char *what = NULL;
     bool is_int;
-    uint32_t idx;
-    int rc;
 
-    if (s[p] == '"')
-        return scan_string(ps);
     if (s[p] == '-' || is_digit(s[p])) {
         len = scan_number(s + p, n - p, &is_int, &err_at, &what);
         if (!len)
-            return fail(ps, FS_EPARSE, p + err_at, what);
-        rc = new_tok(ps, JSON_NUMBER, p, &idx);
-        if (rc)
-            return rc;
-        ps->d->toks[idx].len = (uint32_t)len;
-        ps->d->toks[idx].flags = is_int ? JSON_F_INT : 0;
-        ps->p = p + len;
+            return fail(s, n, e, FS_EPARSE, p + err_at, what);
+        *type = JSON_NUMBER;
+        *flags = is_int ? JSON_F_INT : 0;
+        *pp = p + len;
         return 0;
     }
     for (size_t i = 0; i < sizeof(lits) / sizeof(lits[0]); i++) {
@@ -521,20 +563,20 @@ static int scan_scalar(struct parser *ps)
             continue;
         if (n - p < lits[i].len || memcmp(s + p, lits[i].text, lits[i].len) != 0)
             break;
-        rc = new_tok(ps, lits[i].type, p, &idx);
-        if (rc)
-            return rc;
-        ps->d->toks[idx].len = (uint32_t)lits[i].len;
-        ps->p = p + lits[i].len;
+        *type = lits[i].type;
+        *flags = 0;
+        *pp = p + lits[i].len;
         return 0;
     }
-    return fail(ps, FS_EPARSE, p, "expected a value");
+    return fail(s, n, e, FS_EPARSE, p, "expected a value");
 }
 
-static int push(struct parser *ps, uint32_t depth, uint32_t idx)
+/* Records the container open at depth (0-based), growing the stack up to the depth limit,
+ * which the caller has checked. An entry is the container's token index times 2, plus 1 for an
+ * object (indices stay below 2^31: json_doc_set_limits caps max_toks at INT_MAX), so that closing
+ * a container learns its parent's kind without reading the parent's token. */
+static void push(json_doc *d, uint32_t depth, uint32_t idx, bool obj)
 {
-    json_doc *d = ps->d;
-
     if (depth == d->stack_cap) {
         size_t cap = d->stack_cap ? (size_t)d->stack_cap * 2 : 16;
         if (cap > d->max_depth)
@@ -542,122 +584,167 @@ static int push(struct parser *ps, uint32_t depth, uint32_t idx)
         d->stack = xrealloc(d->stack, cap * sizeof(*d->stack));
         d->stack_cap = (uint32_t)cap;
     }
-    d->stack[depth] = idx;
-    return 0;
+    d->stack[depth] = idx * 2 + obj;
 }
 
-enum { ST_VALUE, ST_KEY, ST_AFTER };
+/* The token array while json_parse() fills it; lives in json_parse()'s locals (see above). */
+struct toks_out {
+    json_tok *toks; /* d->toks, reloaded when grow_toks() moves it */
+    uint32_t n;     /* tokens so far */
+    uint32_t room;  /* tokens that fit before it must grow */
+};
 
-/* Opens the container at ps->p. An empty one is finished at once (*state = ST_AFTER). */
-static int open_container(struct parser *ps, uint32_t *depth, int *state)
+/* Appends a token (end: just past itself; count 0). Returns 0, or FS_ETOOBIG past the limit. */
+static inline int add_tok(json_doc *d, struct toks_out *o, uint8_t type, uint8_t flags, size_t off,
+                          size_t len, fserr *e)
 {
-    json_doc *d = ps->d;
-    unsigned char c = ps->s[ps->p];
-    int type = c == '{' ? JSON_OBJECT : JSON_ARRAY;
-    uint32_t idx;
+    json_tok *t;
     int rc;
 
-    if (*depth >= d->max_depth)
-        return fserr_set(ps->e, FS_ETOOBIG, "json: byte %zu: nesting deeper than %u levels",
-                         ps->p, (unsigned)d->max_depth);
-    rc = new_tok(ps, type, ps->p, &idx);
-    if (rc)
-        return rc;
-    ps->p++;
-    skip_ws(ps);
-    if (ps->p < ps->n && ps->s[ps->p] == (c == '{' ? '}' : ']')) {
-        ps->p++;
-        d->toks[idx].len = (uint32_t)(ps->p - d->toks[idx].off);
-        *state = ST_AFTER;
-        return 0;
+    if (o->n >= o->room) {
+        rc = grow_toks(d, o->n, off, e);
+        if (rc)
+            return rc;
+        o->toks = d->toks;
+        o->room = tok_room(d);
     }
-    push(ps, *depth, idx);
-    (*depth)++;
-    *state = type == JSON_OBJECT ? ST_KEY : ST_VALUE;
+    t = &o->toks[o->n];
+    t->off = (uint32_t)off;
+    t->len = (uint32_t)len;
+    t->end = o->n + 1;
+    t->count = 0;
+    t->type = type;
+    t->flags = flags;
+    o->n++;
     return 0;
 }
 
-/* A value just ended inside the container on top of the stack: expect ',' or its end. */
-static int after_value(struct parser *ps, uint32_t *depth, int *state)
-{
-    json_doc *d = ps->d;
-    json_tok *t = &d->toks[d->stack[*depth - 1]];
-    bool obj = t->type == JSON_OBJECT;
-
-    t->count++;
-    if (ps->p < ps->n && ps->s[ps->p] == ',') {
-        ps->p++;
-        *state = obj ? ST_KEY : ST_VALUE;
-        return 0;
-    }
-    if (ps->p < ps->n && ps->s[ps->p] == (obj ? '}' : ']')) {
-        ps->p++;
-        t->len = (uint32_t)(ps->p - t->off);
-        t->end = d->ntoks;
-        (*depth)--;
-        *state = ST_AFTER;
-        return 0;
-    }
-    return fail(ps, FS_EPARSE, ps->p,
-                obj ? "expected ',' or '}' after an object member"
-                    : "expected ',' or ']' after an array element");
-}
-
+/*
+ * The grammar as three places in the code, each a label: `value` (a value starts here), `key`
+ * (an object member starts here) and `after` (a value just ended: expect ',', the end of the
+ * container, or the end of the input at depth 0). Where the parser is in the grammar is where it
+ * is in the code, so each branch below is about one kind of place and predicts well.
+ */
 int json_parse(json_doc *d, const char *src, size_t n, fserr *e)
 {
-    struct parser ps = {d, (const unsigned char *)src, n, 0, e};
-    uint32_t depth = 0;
-    int state = ST_VALUE, rc = 0;
+    const unsigned char *s = (const unsigned char *)src;
+    struct toks_out o = {d->toks, 0, tok_room(d)};
+    uint32_t depth = 0;  /* open containers */
+    uint32_t top = 0;    /* the innermost open container, when depth > 0 */
+    bool in_obj = false; /* ... and whether it is an object */
+    size_t p = 0, q;
+    uint8_t type = 0, flags = 0;
+    int rc = 0;
 
     d->ntoks = 0;
     d->src = NULL;
     d->srclen = 0;
     if (n >= UINT32_MAX)
         return fserr_set(e, FS_ETOOBIG, "json: input of %zu bytes is larger than 4 GiB", n);
-    for (;;) {
-        skip_ws(&ps);
-        if (state == ST_KEY) {
-            if (ps.p >= n || ps.s[ps.p] != '"') {
-                rc = fail(&ps, FS_EPARSE, ps.p, "expected a string key");
-                break;
-            }
-            rc = scan_string(&ps);
-            if (rc)
-                break;
-            skip_ws(&ps);
-            if (ps.p >= n || ps.s[ps.p] != ':') {
-                rc = fail(&ps, FS_EPARSE, ps.p, "expected ':' after an object key");
-                break;
-            }
-            ps.p++;
-            state = ST_VALUE;
-        } else if (state == ST_VALUE) {
-            if (ps.p >= n) {
-                rc = fail(&ps, FS_EPARSE, ps.p, "expected a value");
-                break;
-            }
-            if (ps.s[ps.p] == '{' || ps.s[ps.p] == '[') {
-                rc = open_container(&ps, &depth, &state);
-            } else {
-                rc = scan_scalar(&ps);
-                state = ST_AFTER;
-            }
-            if (rc)
-                break;
-        } else if (depth == 0) {
-            if (ps.p != n)
-                rc = fail(&ps, FS_EPARSE, ps.p, "expected the end of the input");
-            break;
-        } else {
-            rc = after_value(&ps, &depth, &state);
-            if (rc)
-                break;
+
+value:
+    p = skip_ws(s, p, n);
+    if (p >= n) {
+        rc = fail(s, n, e, FS_EPARSE, p, "expected a value");
+        goto out;
+    }
+    if (s[p] == '"') {
+        q = p;
+        flags = 0;
+        rc = lex_string(s, n, &q, &flags, e);
+        if (!rc) /* a string token lies between its quotes */
+            rc = add_tok(d, &o, JSON_STRING, flags, p + 1, q - p - 1, e);
+        if (rc)
+            goto out;
+        p = q + 1;
+        goto after;
+    }
+    if (s[p] == '{' || s[p] == '[') {
+        bool obj = s[p] == '{';
+        if (depth >= d->max_depth) {
+            rc = fserr_set(e, FS_ETOOBIG, "json: byte %zu: nesting deeper than %u levels", p,
+                           (unsigned)d->max_depth);
+            goto out;
         }
+        rc = add_tok(d, &o, obj ? JSON_OBJECT : JSON_ARRAY, 0, p, 0, e);
+        if (rc)
+            goto out;
+        q = p; /* where it starts */
+        p = skip_ws(s, p + 1, n);
+        if (p < n && s[p] == (obj ? '}' : ']')) { /* empty: finished at once */
+            p++;
+            o.toks[o.n - 1].len = (uint32_t)(p - q);
+            goto after;
+        }
+        push(d, depth++, o.n - 1, obj);
+        top = o.n - 1;
+        in_obj = obj;
+        if (obj)
+            goto key;
+        goto value;
     }
-    if (rc) {
-        d->ntoks = 0;
+    q = p;
+    rc = lex_scalar(s, n, &q, &type, &flags, e);
+    if (!rc)
+        rc = add_tok(d, &o, type, flags, p, q - p, e);
+    if (rc)
+        goto out;
+    p = q;
+    goto after;
+
+key:
+    p = skip_ws(s, p, n);
+    if (p >= n || s[p] != '"') {
+        rc = fail(s, n, e, FS_EPARSE, p, "expected a string key");
+        goto out;
+    }
+    q = p;
+    flags = 0;
+    rc = lex_string(s, n, &q, &flags, e);
+    if (!rc)
+        rc = add_tok(d, &o, JSON_STRING, flags, p + 1, q - p - 1, e);
+    if (rc)
+        goto out;
+    p = skip_ws(s, q + 1, n);
+    if (p >= n || s[p] != ':') {
+        rc = fail(s, n, e, FS_EPARSE, p, "expected ':' after an object key");
+        goto out;
+    }
+    p++;
+    goto value;
+
+after:
+    p = skip_ws(s, p, n);
+    if (depth == 0) {
+        if (p != n)
+            rc = fail(s, n, e, FS_EPARSE, p, "expected the end of the input");
+        goto out;
+    }
+    o.toks[top].count++;
+    if (p < n && s[p] == ',') {
+        p++;
+        if (in_obj)
+            goto key;
+        goto value;
+    }
+    if (p < n && s[p] == (in_obj ? '}' : ']')) {
+        p++;
+        o.toks[top].len = (uint32_t)(p - o.toks[top].off);
+        o.toks[top].end = o.n;
+        if (--depth > 0) {
+            top = d->stack[depth - 1] / 2;
+            in_obj = d->stack[depth - 1] & 1;
+        }
+        goto after;
+    }
+    rc = fail(s, n, e, FS_EPARSE, p,
+              in_obj ? "expected ',' or '}' after an object member"
+                     : "expected ',' or ']' after an array element");
+
+out:
+    if (rc)
         return rc;
-    }
+    d->ntoks = o.n;
     d->src = src;
     d->srclen = n;
     return 0;
@@ -708,16 +795,11 @@ int json_arr_at(const json_doc *d, int a, uint32_t n)
     return i;
 }
 
-bool json_str_eqn(const json_doc *d, int tok, const char *s, size_t n)
+/* True when escaped string token t decodes to exactly the n bytes at s. */
+static bool decoded_eqn(const json_doc *d, const json_tok *t, const char *s, size_t n)
 {
-    const json_tok *t;
     struct sit it;
 
-    if (json_type_of(d, tok) != JSON_STRING)
-        return false;
-    t = &d->toks[tok];
-    if (!(t->flags & JSON_F_ESCAPED))
-        return t->len == n && memcmp(d->src + t->off, s, n) == 0;
     if (n > t->len) /* decoding never lengthens a string */
         return false;
     sit_init(&it, d, t);
@@ -727,25 +809,66 @@ bool json_str_eqn(const json_doc *d, int tok, const char *s, size_t n)
     return sit_next(&it) < 0;
 }
 
-bool json_str_eq(const json_doc *d, int tok, const char *lit)
+/* True when string token t decodes to exactly the n bytes at s. A token without escapes is its
+ * own decoding, so the length recorded in the token settles most mismatches without a look at
+ * the bytes. */
+static inline bool tok_eqn(const json_doc *d, const json_tok *t, const char *s, size_t n)
 {
-    return json_str_eqn(d, tok, lit, strlen(lit));
+    if (t->flags & JSON_F_ESCAPED)
+        return decoded_eqn(d, t, s, n);
+    return t->len == n && memcmp(d->src + t->off, s, n) == 0;
 }
 
+/* tok_eqn() for the C string lit, without measuring lit first: the bytes of a token without
+ * escapes are compared with lit up to the token's length, and lit must end there. Such a token
+ * holds no NUL byte (raw control characters are refused), so a shorter lit fails the comparison
+ * at its terminating NUL and nothing past it is read. Lookups are mostly decided by the first
+ * byte. */
+static inline bool tok_eq_cstr(const json_doc *d, const json_tok *t, const char *lit)
+{
+    const char *raw = d->src + t->off;
+
+    if (t->flags & JSON_F_ESCAPED)
+        return decoded_eqn(d, t, lit, strlen(lit));
+    for (uint32_t i = 0; i < t->len; i++)
+        if (raw[i] != lit[i])
+            return false;
+    return lit[t->len] == '\0';
+}
+
+bool json_str_eqn(const json_doc *d, int tok, const char *s, size_t n)
+{
+    return json_type_of(d, tok) == JSON_STRING && tok_eqn(d, &d->toks[tok], s, n);
+}
+
+bool json_str_eq(const json_doc *d, int tok, const char *lit)
+{
+    return json_type_of(d, tok) == JSON_STRING && tok_eq_cstr(d, &d->toks[tok], lit);
+}
+
+/* Member keys of an object: its first key follows it, and each value's `end` is the next key. */
 int json_obj_getn(const json_doc *d, int obj, const char *key, size_t n)
 {
+    const json_tok *toks = d->toks;
+
     if (json_type_of(d, obj) != JSON_OBJECT)
         return JSON_NONE;
-    uint32_t end = d->toks[obj].end;
-    for (uint32_t k = (uint32_t)obj + 1; k < end; k = d->toks[k + 1].end)
-        if (json_str_eqn(d, (int)k, key, n))
+    for (uint32_t k = (uint32_t)obj + 1, end = toks[obj].end; k < end; k = toks[k + 1].end)
+        if (tok_eqn(d, &toks[k], key, n))
             return (int)k + 1;
     return JSON_NONE;
 }
 
 int json_obj_get(const json_doc *d, int obj, const char *key)
 {
-    return json_obj_getn(d, obj, key, strlen(key));
+    const json_tok *toks = d->toks;
+
+    if (json_type_of(d, obj) != JSON_OBJECT)
+        return JSON_NONE;
+    for (uint32_t k = (uint32_t)obj + 1, end = toks[obj].end; k < end; k = toks[k + 1].end)
+        if (tok_eq_cstr(d, &toks[k], key))
+            return (int)k + 1;
+    return JSON_NONE;
 }
 
 static bool keys_equal(const json_doc *d, uint32_t a, uint32_t b)
@@ -967,6 +1090,18 @@ int json_int64(const json_doc *d, int tok, int64_t *out, fserr *e)
     size_t len;
     int rc;
 
+    /* The usual case (array ids, target ids): a number token without fraction or exponent, so
+     * -?[0-9]+ by the grammar, of at most 18 characters, which cannot overflow. */
+    if (json_type_of(d, tok) == JSON_NUMBER && (d->toks[tok].flags & JSON_F_INT) &&
+        d->toks[tok].len <= 18) {
+        const char *p = d->src + d->toks[tok].off;
+        size_t n = d->toks[tok].len, i = p[0] == '-';
+        uint64_t v = 0;
+        for (; i < n; i++)
+            v = v * 10 + (uint64_t)(p[i] - '0');
+        *out = p[0] == '-' ? -(int64_t)v : (int64_t)v;
+        return 0;
+    }
     rc = number_text(d, tok, tmp, sizeof(tmp), &text, &len, e);
     if (rc)
         return rc;

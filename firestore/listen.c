@@ -39,6 +39,7 @@ struct listen_state {
     char *docroot;  /* database + "/documents" */
     struct listen_callbacks cb;
     void *ud;
+    void *send_ud; /* passed to cb.send */
     struct target *t;
     int n;
     buf scratch; /* unescaped names */
@@ -52,8 +53,15 @@ listen_state *listen_new(const char *database, const struct listen_callbacks *cb
     ls->docroot = xasprintf("%s/documents", database);
     ls->cb = *cb;
     ls->ud = ud;
+    ls->send_ud = ud;
     buf_init(&ls->scratch, 64 * 1024);
     return ls;
+}
+
+void listen_set_send(listen_state *ls, int (*fn)(void *send_ud, const char *json), void *send_ud)
+{
+    ls->cb.send = fn;
+    ls->send_ud = send_ud;
 }
 
 void listen_free(listen_state *ls)
@@ -230,7 +238,7 @@ static int send_add(listen_state *ls, struct target *t, bool filter_mismatch, fs
         json_string(&b, t->token);
     }
     buf_adds(&b, "}}");
-    rc = ls->cb.send(ls->ud, buf_str(&b));
+    rc = ls->cb.send(ls->send_ud, buf_str(&b));
     buf_release(&b);
     if (rc)
         return fserr_set(e, rc, "listen: sending addTarget for %s failed", t->path);
@@ -249,7 +257,7 @@ static int send_remove(listen_state *ls, struct target *t, fserr *e)
     buf_adds(&b, "{\"database\":");
     json_string(&b, ls->database);
     buf_printf(&b, ",\"removeTarget\":%d}", t->id);
-    rc = ls->cb.send(ls->ud, buf_str(&b));
+    rc = ls->cb.send(ls->send_ud, buf_str(&b));
     buf_release(&b);
     if (rc)
         return fserr_set(e, rc, "listen: sending removeTarget for %s failed", t->path);
@@ -264,6 +272,9 @@ int listen_connect(listen_state *ls, fserr *e)
         int rc;
         t->pending = 0;
         t->current = false;
+        /* a RESET cut short by the old session proves nothing: the new session resumes from
+         * the last consistent token and re-sends everything after it */
+        t->reset_pending = false;
         rc = send_add(ls, t, false, e);
         if (rc)
             return rc;
@@ -281,6 +292,15 @@ int listen_relisten(listen_state *ls, int target, fserr *e)
     free(t->token);
     t->token = NULL;
     return send_add(ls, t, t->filter_retry, e);
+}
+
+int listen_readd(listen_state *ls, int target, fserr *e)
+{
+    struct target *t = &ls->t[target];
+
+    free(t->token);
+    t->token = NULL;
+    return send_add(ls, t, false, e);
 }
 
 /* ---- responses --------------------------------------------------------------------------- */
@@ -525,6 +545,11 @@ static int handle_target_change(listen_state *ls, const json_doc *d, int msg, fs
         rc = time_member(d, msg, "readTime", &rt, e);
     if (rc)
         return rc;
+    if (log_get_level() >= LOG_LVL_DEBUG) {
+        static const char *kn[] = {"NO_CHANGE", "ADD", "REMOVE", "CURRENT", "RESET"};
+        log_debug("listen: %s for %d target(s)%s, read time %lld.%06d", kn[kind], nids,
+                  nids ? "" : " (global)", (long long)rt.seconds, rt.nanos / 1000);
+    }
     if (kind == NO_CHANGE && nids == 0)
         return has_rt ? global_consistent(ls, tok, toklen, rt) : 0;
     for (int i = 0; i < nids; i++) {

@@ -69,6 +69,10 @@ struct listen_callbacks {
 listen_state *listen_new(const char *database, const struct listen_callbacks *cb, void *ud);
 void listen_free(listen_state *ls);
 
+/* Routes `send` to fn(send_ud, json) instead of cb->send(ud, json): for an owner whose
+ * transport is not the object that receives the document events. */
+void listen_set_send(listen_state *ls, int (*fn)(void *send_ud, const char *json), void *send_ud);
+
 /* Adds a target for a collection path (see above) resuming from resume_token (base64, NULL or
  * "" for a full initial load). Returns the target's index (0, 1, ...) or FS_EINVAL for a path
  * that is not a collection path. Nothing is sent until listen_connect(). */
@@ -86,6 +90,10 @@ int listen_handle(listen_state *ls, const json_doc *d, int tok, fserr *e);
 /* Re-listens target without a resume token (removeTarget, then addTarget): a full initial load
  * that counts as a reset. Used after an existence-filter mismatch and on demand. */
 int listen_relisten(listen_state *ls, int target, fserr *e);
+
+/* Adds the target again without a resume token, after the server removed it (REMOVE with a
+ * cause): a full reload that counts as a reset. */
+int listen_readd(listen_state *ls, int target, fserr *e);
 
 /* True when name (full resource name) belongs to target: its collection, or its pattern. */
 bool listen_target_matches(const listen_state *ls, int target, const char *name, size_t len);

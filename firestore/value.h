@@ -148,7 +148,8 @@ uint64_t fsval_hash64(const fsval *v);
 
 /* The field `name` (len bytes) of map m, or NULL when absent or m is not a map. O(log n). */
 const fsval *fsval_map_get(const fsval *m, const char *name, size_t len);
-/* Follows path from map m; NULL when a segment is missing or a non-map is in the way. */
+/* Follows path from map m; NULL when the path is empty, a segment is missing or a non-map is
+ * in the way. */
 const fsval *fsval_lookup(const fsval *m, const struct fsval_path *path);
 
 /* ---- timestamps ----------------------------------------------------------------------------- */

@@ -141,7 +141,7 @@ int sink_conn_open(const struct cfg_mysql *cfg, MYSQL **out, fserr *e)
         pw = xstrdup(cfg->password);
     }
     if (pw)
-        log_secret_add(pw);
+        log_secret_pin(pw);
     if (cfg->defaults_file) {
         mysql_options(m, MYSQL_READ_DEFAULT_FILE, cfg->defaults_file);
         mysql_options(m, MYSQL_READ_DEFAULT_GROUP, "firesync");

@@ -5,6 +5,7 @@
 #include "mysql/sink.h"
 
 #include "common/xalloc.h"
+#include "mysql/page.h"
 
 #include <stdlib.h>
 
@@ -31,5 +32,6 @@ void sink_event_free(struct sink_event *ev)
     free(ev->doc_name);
     free(ev->reason);
     free(ev->raw);
+    sink_page_free(ev->page);
     free(ev);
 }

@@ -40,7 +40,15 @@
 #include <stdint.h>
 
 enum sink_source { SINK_SRC_STREAM, SINK_SRC_RESYNC, SINK_SRC_SIMULATED };
-enum sink_op { SINK_OP_UPSERT, SINK_OP_DELETE, SINK_OP_CHECKPOINT, SINK_OP_DEADLETTER };
+enum sink_op {
+    SINK_OP_UPSERT,
+    SINK_OP_DELETE,
+    SINK_OP_CHECKPOINT,
+    SINK_OP_DEADLETTER,
+    SINK_OP_RESYNC_PAGE, /* one page of a full resync: compared and fixed in MySQL (page.h) */
+};
+
+struct sink_page; /* mysql/page.h */
 
 /* One column value, already converted for its SQL type (diff/convert.h decides). */
 enum sink_cell_kind {
@@ -79,17 +87,22 @@ struct sink_event {
     char *doc_name; /* full resource name */
     char *reason;   /* what and where: "fields.salary: a string does not fit DECIMAL(12,2)" */
     char *raw;      /* the document as JSON (may be large), or NULL */
+    /* RESYNC_PAGE */
+    struct sink_page *page; /* owned; handed to page->done once it committed */
     struct sink_event *next; /* queue link, owned by the queue */
 };
 
 struct sink_event *sink_event_new(enum sink_op op, int coll);
 void sink_event_free(struct sink_event *ev); /* accepts NULL; frees cells, hashes, strings */
 
-/* Counters, updated by the sink thread, read by anyone. */
+/* Counters, updated by the sink thread when a batch commits, read by anyone. From the server's
+ * own row counts: created = rows inserted; updated = existing rows an upsert changed (a revived
+ * tombstone counts here); deleted = tombstones written; unchanged = row events the guard
+ * refused (stale versions, replays); dead_letters = dead-letter rows written. */
 struct sink_stats {
     atomic_uint_fast64_t created, updated, deleted, unchanged, dead_letters;
-    atomic_uint_fast64_t batches, retries;
-    atomic_uint_fast64_t queued; /* events waiting */
+    atomic_uint_fast64_t batches, retries; /* committed batches; failed attempts replayed */
+    atomic_uint_fast64_t queued; /* events waiting: pushed and not yet committed */
 };
 
 enum sink_health { SINK_OK, SINK_RETRYING, SINK_FAILED };
@@ -109,9 +122,14 @@ size_t sink_push(struct sink *s, struct sink_event *ev);
 /* Called on the sink thread after each commit or state change: lets the loop resume a paused
  * stream (uv_async_send) or refresh the status. Set before sink_start(). */
 void sink_set_notify(struct sink *s, void (*fn)(void *ud), void *ud);
+/* After a permanent failure (SINK_FAILED) the sink tries again every `ms` (default 30 s):
+ * reconnects, checks the tables, replays the batch it holds. Set before sink_start(). */
+void sink_set_retry_interval(struct sink *s, int64_t ms);
 /* Commits what is queued now and returns when it is durable (or the sink failed). */
 int sink_flush(struct sink *s, fserr *e);
-/* Finishes the open batch, commits, stops the thread, closes the connection. */
+/* Finishes the open batch, commits, stops the thread, closes the connection. Events still queued
+ * are written first while MySQL answers; when it does not (or the sink has failed) they are
+ * dropped: they follow the last checkpoint, so the next start replays them. */
 void sink_stop(struct sink *s);
 void sink_free(struct sink *s); /* accepts NULL; stops first */
 
@@ -119,7 +137,9 @@ const struct sink_stats *sink_stats(const struct sink *s);
 /* Health and, when not SINK_OK, the reason (copied into why). */
 enum sink_health sink_health(const struct sink *s, char *why, size_t n);
 
-/* The DDL for every mapped table and the bookkeeping tables (CREATE TABLE IF NOT EXISTS ...). */
+/* The DDL for every mapped table and the bookkeeping tables (CREATE TABLE IF NOT EXISTS ...;
+ * the changes table only when a collection keeps history). FS_ECONFIG for a name that is not
+ * an identifier or clashes with a bookkeeping column. */
 int sink_schema_sql(const struct cfg *cfg, buf *out);
 
 /* One applied-index row read back at start: key, update time, tombstone, stored hashes. */

@@ -101,8 +101,8 @@ struct conn {
     bool busy;        /* a response is under way; later requests wait */
     bool keepalive;   /* the current request lets the connection live on */
     bool closing;
-    bool waiting;   /* the output queue waits on the timer */
-    bool pumping;   /* pump() is on the stack */
+    bool waiting;    /* the output queue waits on the timer */
+    bool pumping;    /* pump() is on the stack */
     bool processing; /* process() is on the stack */
     bool sent_continue;
     struct outitem *oq;
@@ -246,8 +246,7 @@ static char *url_decode(const char *s, size_t n)
     for (i = 0; i < n; i++) {
         if (s[i] == '+') {
             out[j++] = ' ';
-        } else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
-                   hexval(s[i + 2]) >= 0) {
+        } else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
             out[j++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
             i += 2;
         } else {
@@ -351,21 +350,36 @@ static bool jwt_shaped(const char *s)
 static const char *reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Payload Too Large";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Status";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Payload Too Large";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Status";
     }
 }
 
@@ -1371,14 +1385,30 @@ static void dispatch(fake_fs *fs, struct conn *c, struct request *r)
         return;
     }
     switch (kind) {
-    case FAKE_FS_REQ_HANDSHAKE: on_handshake(fs, c, r); break;
-    case FAKE_FS_REQ_GET: on_get(fs, c, r); break;
-    case FAKE_FS_REQ_POST: on_forward_post(fs, c, r); break;
-    case FAKE_FS_REQ_TERMINATE: on_terminate(fs, c, r); break;
-    case FAKE_FS_REQ_TOKEN: on_token(fs, c, r); break;
-    case FAKE_FS_REQ_METADATA: on_metadata(fs, c, r); break;
-    case FAKE_FS_REQ_RUNQUERY: on_runquery(fs, c, r); break;
-    default: reply(c, 404, "text/plain; charset=utf-8", NULL, "not found\n"); break;
+    case FAKE_FS_REQ_HANDSHAKE:
+        on_handshake(fs, c, r);
+        break;
+    case FAKE_FS_REQ_GET:
+        on_get(fs, c, r);
+        break;
+    case FAKE_FS_REQ_POST:
+        on_forward_post(fs, c, r);
+        break;
+    case FAKE_FS_REQ_TERMINATE:
+        on_terminate(fs, c, r);
+        break;
+    case FAKE_FS_REQ_TOKEN:
+        on_token(fs, c, r);
+        break;
+    case FAKE_FS_REQ_METADATA:
+        on_metadata(fs, c, r);
+        break;
+    case FAKE_FS_REQ_RUNQUERY:
+        on_runquery(fs, c, r);
+        break;
+    default:
+        reply(c, 404, "text/plain; charset=utf-8", NULL, "not found\n");
+        break;
     }
 }
 

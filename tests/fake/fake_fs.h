@@ -7,7 +7,9 @@
  * (request line, headers, Content-Length bodies, keep-alive, chunked replies written over time):
  *
  *   /google.firestore.v1.Firestore/Listen/channel   WebChannel VER=8 (docs/webchannel.md 1, 3, 4):
- *       POST without SID      handshake; answers <len>\n[[0,["c",SID,"",8,12,30000]]]
+ *       POST without SID      handshake; answers <len>\n[[0,["c",SID,"",8,12,30000]]] (no
+ *                             30000 without CVER; 200 empty without VER or a numeric RID;
+ *                             never answered without `database`, as the emulator)
  *       POST with SID         forward channel; maps delivered in ofs order; answers [1|0,last,7]
  *       GET RID=rpc           back channel; re-sends every unacknowledged array > AID
  *       GET TYPE=terminate    ends the session; later requests with its SID get 400
@@ -64,7 +66,9 @@ enum fake_fs_req {
 /* Special `status` values for fake_fs_fail_next(). */
 #define FAKE_FS_HANG (-1)  /* read the request, never answer anything (a hung server) */
 #define FAKE_FS_CLOSE (-2) /* close the connection without answering */
-#define FAKE_FS_STALL (-3) /* answer 200 chunked headers, then never a byte (nor any push) */
+/* answer 200 chunked headers, then never a byte; a stalled GET is not the session's back
+ * channel, so pushes wait for the next GET */
+#define FAKE_FS_STALL (-3)
 
 /* Counters and values a test can read or wait for. The first FAKE_FS_REQ_COUNT_ entries count
  * the requests of each kind received (failed, rejected and hanging ones included). */
@@ -117,10 +121,11 @@ long fake_fs_pushf(fake_fs *fs, const char *fmt, ...) __attribute__((format(prin
  * two HTTP chunks cut `split_at` bytes into `json_data` (a cut inside a UTF-8 sequence is the
  * point), with the split gap (50 ms by default) between the two writes. */
 long fake_fs_push_split(fake_fs *fs, const char *json_data, size_t split_at);
-/* Writes `n` arbitrary bytes on the back channel (the open GET, else the next one), as two HTTP
- * chunks cut at `split_at` (0 or >= n: one chunk). No framing is added and no id is used: the
- * test writes "<len>\n<payload>" itself, or garbage, or an oversized prefix. Raw bytes are
- * written once, never re-sent, and never end a GET by themselves. */
+/* Writes `n` arbitrary bytes on the back channel (the open GET, else the next one; with no live
+ * session, the first GET of the next), in queue order with the arrays, as two HTTP chunks cut at
+ * `split_at` (0 or >= n: one chunk). No framing is added and no id is used: the test writes
+ * "<len>\n<payload>" itself, or garbage, or an oversized prefix. Raw bytes are written once,
+ * never re-sent, and never end a GET by themselves (push an array, or fake_fs_end_get()). */
 void fake_fs_push_raw(fake_fs *fs, const void *bytes, size_t n, size_t split_at);
 /* Ends the newest session's open GET cleanly (200 + last chunk). */
 void fake_fs_end_get(fake_fs *fs);
@@ -163,6 +168,7 @@ void fake_fs_push_runquery(fake_fs *fs, const char *json_body);
 
 /* ---- observing ----------------------------------------------------------------------------- */
 
+/* The current value of a stat (-1 for an out-of-range `st`). */
 long fake_fs_stat(fake_fs *fs, enum fake_fs_stat st);
 /* Waits until stat `st` >= at_least; false if timeout_ms passed first. */
 bool fake_fs_wait(fake_fs *fs, enum fake_fs_stat st, long at_least, int timeout_ms);
@@ -178,7 +184,8 @@ char *fake_fs_last_query(fake_fs *fs, enum fake_fs_req kind, const char *param);
 char *fake_fs_last_header(fake_fs *fs, enum fake_fs_req kind, const char *name);
 /* The body of the last request of `kind` as received, or NULL. */
 char *fake_fs_last_body(fake_fs *fs, enum fake_fs_req kind);
-/* The decoded `headers=` field of the last handshake body ("Name:Value\r\n..."), or NULL. */
+/* The decoded `headers=` field ("Name:Value\r\n...") of the last handshake that opened a session,
+ * or NULL when it had none. */
 char *fake_fs_handshake_headers(fake_fs *fs);
 /* The `assertion` (the JWT) of the last token request that carried one, or NULL. */
 char *fake_fs_token_assertion(fake_fs *fs);

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "diff/diff.h"
+#include "diff/index.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -330,6 +331,84 @@ static void test_index_grows_past_its_first_table(void **state)
     assert_true(diff_index_memory(df) > 5000 * 40);
 }
 
+/* Key i of test_index_holds_keys_of_every_length: 0 to 40 bytes (the hash takes 8 at a time and
+ * zero-fills the rest), and some ending in NUL bytes so that zero-filling alone would merge them
+ * with shorter keys. */
+static size_t index_key(int i, char *k)
+{
+    size_t len = (size_t)(i % 41);
+    for (size_t j = 0; j < len; j++)
+        k[j] = (char)('a' + (i / 41 + j * 7) % 26);
+    if (len >= 2 && i % 3 == 0)
+        k[len - 1] = '\0';
+    if (len > 0 && i % 5 == 0)
+        k[0] = (char)(i / 41 % 251);
+    return len;
+}
+
+static int count_entry(void *ud, struct diff_entry *en)
+{
+    (*(int *)ud)++;
+    assert_int_equal(en->ncells, 2);
+    return 0;
+}
+
+static int stop_at_third(void *ud, struct diff_entry *en)
+{
+    (void)en;
+    return ++*(int *)ud == 3 ? 42 : 0;
+}
+
+static void test_index_holds_keys_of_every_length(void **state)
+{
+    enum { N = 40000 };
+    diff_index *ix = diff_index_new(2);
+    struct diff_entry **ens = calloc(N, sizeof(*ens));
+    char k[64];
+    size_t len, distinct = 0;
+    int seen = 0;
+    (void)state;
+
+    assert_non_null(ens);
+    assert_null(diff_index_get(ix, "", 0));
+    for (int i = 0; i < N; i++) {
+        len = index_key(i, k);
+        struct diff_entry *old = diff_index_get(ix, k, len);
+        ens[i] = diff_index_put(ix, k, len);
+        assert_non_null(ens[i]);
+        if (old) {
+            assert_ptr_equal(old, ens[i]); /* an earlier i made the same key */
+            continue;
+        }
+        distinct++;
+        assert_int_equal(ens[i]->keylen, len);
+        assert_memory_equal(diff_entry_key(ens[i]), k, len);
+        assert_true(ens[i]->time_us == 0 && ens[i]->hashes[0] == 0 && ens[i]->hashes[1] == 0);
+        ens[i]->time_us = i;
+        ens[i]->hashes[1] = (uint64_t)i * 3;
+    }
+    assert_int_equal(diff_index_count(ix), distinct);
+    /* after several table doublings every key still finds its entry, with what was written */
+    for (int i = 0; i < N; i++) {
+        len = index_key(i, k);
+        assert_ptr_equal(diff_index_get(ix, k, len), ens[i]);
+        assert_ptr_equal(diff_index_put(ix, k, len), ens[i]);
+    }
+    assert_int_equal(diff_index_count(ix), distinct);
+    k[0] = 'z';
+    assert_null(diff_index_get(ix, k, 41)); /* longer than any key put */
+    assert_int_equal(diff_index_each(ix, count_entry, &seen), 0);
+    assert_int_equal(seen, (int)distinct);
+    seen = 0;
+    assert_int_equal(diff_index_each(ix, stop_at_third, &seen), 42);
+    assert_int_equal(seen, 3);
+    /* entries (16 + 16 + key bytes, rounded to 8) and 6-byte slots at a load of 3/8 or more */
+    assert_true(diff_index_bytes(ix) < distinct * (32 + 48 + 16) + (2u << 20));
+    assert_null(diff_index_put(ix, k, 65536));
+    diff_index_free(ix);
+    free(ens);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 #define TX(f) cmocka_unit_test_setup_teardown(f, setup_extra, teardown)
 
@@ -351,6 +430,7 @@ int main(void)
         T(test_index_rebuilt_from_mysql_rows_skips_applied_versions),
         T(test_pattern_collections_are_keyed_by_path),
         T(test_index_grows_past_its_first_table),
+        cmocka_unit_test(test_index_holds_keys_of_every_length),
     };
     return cmocka_run_group_tests_name("diff", tests, NULL, NULL);
 }

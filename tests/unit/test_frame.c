@@ -13,6 +13,7 @@
 #include "common/xalloc.h"
 #include "firestore/frame.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -320,6 +321,128 @@ static void test_several_chunks_in_one_piece_are_delivered_in_place(void **state
     wc_frame_release(&f);
 }
 
+static void test_ascii_runs_are_counted_exactly_at_every_length_and_cut(void **state)
+{
+    /* the framer takes ASCII 8 bytes at a time: payloads of 0 to 40 bytes back to back, some with
+     * a 2- or 4-byte character inside, cut into pieces of every size from 1 to 17 bytes */
+    char *want[41];
+    buf body;
+    wc_framer f;
+    struct sink s = {0};
+    fserr e = {0};
+    (void)state;
+
+    buf_init(&body, 0);
+    for (size_t len = 0; len <= 40; len++) {
+        want[len] = padded("", "", len);
+        for (size_t i = 0; i < len; i++)
+            want[len][i] = (char)('a' + i % 26);
+        if (len >= 6 && len % 4 == 1)
+            memcpy(want[len] + len / 2, "\xC3\xA9", 2);
+        if (len >= 6 && len % 4 == 3)
+            memcpy(want[len] + len / 3, "\xF0\x9F\x98\x80", 4);
+        frame(&body, want[len]);
+    }
+    wc_frame_init(&f, 0);
+    for (size_t step = 1; step <= 18; step++) {
+        wc_frame_reset(&f);
+        assert_int_equal(feed_in_steps(&f, body.p, body.len, step == 18 ? body.len : step, &s, &e),
+                         0);
+        assert_int_equal(s.n, 41);
+        for (size_t len = 0; len <= 40; len++) {
+            assert_int_equal(s.len[len], len);
+            assert_memory_equal(s.chunk[len], want[len], len);
+        }
+        assert_false(wc_frame_pending(&f));
+        sink_clear(&s);
+    }
+    for (size_t len = 0; len <= 40; len++)
+        free(want[len]);
+    wc_frame_release(&f);
+    buf_release(&body);
+}
+
+static void test_cap_is_enforced_inside_an_ascii_run(void **state)
+{
+    /* 16 declared units, 3 of them 3-byte characters, under a 20-byte cap: the ASCII run that
+     * follows them passes the cap at payload byte 21 (response byte 23), however it is cut, and
+     * never more than the cap is buffered */
+    static const char body[] = "16\n日日日abcdefghijklm";
+    static const size_t steps[] = {1, 3, 7, 8, 9, 16, 64};
+    wc_framer f;
+    struct sink s = {0};
+    fserr e = {0};
+    int rc = 0;
+    (void)state;
+
+    wc_frame_init(&f, 20);
+    for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+        wc_frame_reset(&f);
+        rc = 0;
+        for (size_t i = 0; i < sizeof(body) - 1 && !rc; i += steps[k]) {
+            size_t n = sizeof(body) - 1 - i < steps[k] ? sizeof(body) - 1 - i : steps[k];
+            rc = wc_frame_feed(&f, body + i, n, collect, &s, &e);
+            assert_true(f.chunk.len <= 20);
+        }
+        assert_int_equal(rc, FS_ETOOBIG);
+        if (!strstr(e.msg, "response byte 23 (chunk 1)"))
+            fail_msg("step %zu: %s", steps[k], e.msg);
+        assert_int_equal(s.n, 0);
+    }
+    wc_frame_release(&f);
+}
+
+static int count_bytes(void *ud, const char *p, size_t len)
+{
+    (void)p;
+    *(size_t *)ud += len;
+    return 0;
+}
+
+/* Feeds one `<n>\n` + n ASCII bytes payload in 4 KiB pieces, as the back channel gets them. */
+static void feed_big(wc_framer *f, size_t n)
+{
+    char head[24];
+    char *piece = xmalloc(4096);
+    size_t got = 0, left = n;
+    fserr e = {0};
+
+    snprintf(head, sizeof(head), "%zu\n", n);
+    memset(piece, 'x', 4096);
+    assert_int_equal(wc_frame_feed(f, head, strlen(head), count_bytes, &got, &e), 0);
+    while (left) {
+        size_t k = left < 4096 ? left : 4096;
+        assert_int_equal(wc_frame_feed(f, piece, k, count_bytes, &got, &e), 0);
+        left -= k;
+    }
+    assert_int_equal(got, n);
+    free(piece);
+}
+
+static void test_gathering_buffer_is_kept_for_the_next_payload_up_to_a_bound(void **state)
+{
+    wc_framer f;
+    const char *p;
+    (void)state;
+
+    wc_frame_init(&f, 0);
+    /* a 1 MiB payload (a catch-up chunk) grows the buffer, which then serves the next ones, also
+     * across responses, without growing again */
+    feed_big(&f, (size_t)1 << 20);
+    p = f.chunk.p;
+    assert_non_null(p);
+    assert_true(f.chunk.cap > (size_t)1 << 20);
+    assert_int_equal(f.chunk.len, 0);
+    feed_big(&f, (size_t)1 << 20);
+    wc_frame_reset(&f);
+    feed_big(&f, 1000000);
+    assert_ptr_equal(f.chunk.p, p);
+    /* one far bigger payload does not pin its buffer */
+    feed_big(&f, (size_t)6 << 20);
+    assert_int_equal(f.chunk.cap, 0);
+    wc_frame_release(&f);
+}
+
 static void test_zero_length_payloads_are_delivered_empty(void **state)
 {
     static const char body[] = "0\n0\n5\nhello0\n";
@@ -614,6 +737,9 @@ int main(void)
         cmocka_unit_test(test_every_cut_into_two_or_three_pieces_gives_the_same_chunks),
         cmocka_unit_test(test_four_byte_character_cut_between_pieces_is_reassembled),
         cmocka_unit_test(test_several_chunks_in_one_piece_are_delivered_in_place),
+        cmocka_unit_test(test_ascii_runs_are_counted_exactly_at_every_length_and_cut),
+        cmocka_unit_test(test_cap_is_enforced_inside_an_ascii_run),
+        cmocka_unit_test(test_gathering_buffer_is_kept_for_the_next_payload_up_to_a_bound),
         cmocka_unit_test(test_zero_length_payloads_are_delivered_empty),
         cmocka_unit_test(test_declared_units_over_the_cap_are_refused_at_the_prefix),
         cmocka_unit_test(test_payload_bytes_over_the_cap_are_refused_before_being_buffered),

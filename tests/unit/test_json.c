@@ -295,7 +295,8 @@ static void test_invalid_utf8_is_refused_with_its_offset(void **state)
         const char *text;
         const char *want;
     } cases[] = {
-        {"\"\xC0\x80\"", "byte 1: expected valid UTF-8 in the string, found byte 0xC0"},  /* overlong NUL */
+        /* overlong NUL */
+        {"\"\xC0\x80\"", "byte 1: expected valid UTF-8 in the string, found byte 0xC0"},
         {"\"\xC1\xBF\"", "byte 1"},                     /* overlong 2-byte */
         {"\"\xE0\x80\x80\"", "byte 1"},                 /* overlong 3-byte */
         {"\"\xE0\x9F\xBF\"", "byte 1"},                 /* overlong U+07FF */
@@ -421,6 +422,46 @@ static void test_raw_control_characters_in_strings_are_refused(void **state)
     expect_error("\"\x1f\"", 3, FS_EPARSE, "found byte 0x1F");
     expect_error("\"a\0b\"", 5, FS_EPARSE, "byte 2: expected no raw control character");
     expect_ok("\"\x7f\"", 3); /* DEL is not a control character for JSON */
+}
+
+static void test_string_scanning_finds_special_bytes_at_any_position(void **state)
+{
+    /* the scanner skips 8 plain bytes at a time: put each kind of special byte at every offset */
+    static const struct {
+        const char *bytes;
+        size_t n;
+        int code;  /* 0: valid */
+        size_t tok_len; /* of the whole string when valid */
+    } kinds[] = {
+        {"\x01", 1, FS_EPARSE, 0}, {"\x1f", 1, FS_EPARSE, 0},   {"\n", 1, FS_EPARSE, 0},
+        {"\x80", 1, FS_EUTF8, 0},  {"\xC3\xA9", 2, 0, 2},        {"\\n", 2, 0, 2},
+        {"\x7f", 1, 0, 1},         {"\xF0\x9F\x98\x80", 4, 0, 4}, {"\" ", 2, FS_EPARSE, 0},
+    };
+    json_doc d;
+    char s[64];
+    (void)state;
+
+    json_doc_init(&d);
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        for (size_t at = 0; at < 24; at++) {
+            size_t n = 0;
+            int rc;
+            s[n++] = '"';
+            memset(s + n, 'a', at);
+            n += at;
+            memcpy(s + n, kinds[k].bytes, kinds[k].n);
+            n += kinds[k].n;
+            memset(s + n, 'b', 17);
+            n += 17;
+            s[n++] = '"';
+            rc = json_parse(&d, s, n, NULL);
+            if (rc != kinds[k].code)
+                fail_msg("kind %zu at %zu: %s", k, at, fserr_name(rc));
+            if (!rc)
+                assert_int_equal(json_tok_at(&d, 0)->len, at + kinds[k].tok_len + 17);
+        }
+    }
+    json_doc_release(&d);
 }
 
 static void test_nul_escape_becomes_a_real_byte_counted_in_length(void **state)
@@ -600,6 +641,95 @@ static void test_str_eq_compares_decoded_text_without_allocating(void **state)
     assert_false(json_str_eq(&d, 2, "abcabc"));
     assert_true(json_str_eq(&d, 3, ""));
     assert_false(json_str_eq(&d, 4, "5")); /* a number is not a string */
+    json_doc_release(&d);
+}
+
+static void test_lookups_compare_whole_keys(void **state)
+{
+    /* keys that are prefixes and extensions of each other, raw and escaped, and the empty key */
+    const char *s = "{\"ab\":1,\"abc\":2,\"a\\u0062cd\":3,\"\":4,\"b\\\\\":5,\"x\\u0000\":6}";
+    static const struct {
+        const char *key;
+        int64_t want; /* 0: absent */
+    } cases[] = {
+        {"ab", 1},    {"abc", 2}, {"abcd", 3}, {"", 4},  {"b\\", 5}, {"a", 0},
+        {"abcde", 0}, {"abd", 0}, {"b", 0},    {"x", 0}, {"ba", 0},
+    };
+    json_doc d;
+    int64_t v;
+    (void)state;
+
+    json_doc_init(&d);
+    assert_int_equal(parse(&d, s, NULL), 0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *key = cases[i].key;
+        int a = json_obj_get(&d, 0, key), b = json_obj_getn(&d, 0, key, strlen(key));
+        if (a != b || (a < 0) != (cases[i].want == 0))
+            fail_msg("key \"%s\": get %d, getn %d", key, a, b);
+        if (a >= 0) {
+            assert_int_equal(json_int64(&d, a, &v, NULL), 0);
+            assert_int_equal(v, cases[i].want);
+        }
+        /* the key tokens themselves, through json_str_eq */
+        for (int k = json_child(&d, 0); k >= 0; k = json_sibling(&d, 0, k))
+            assert_int_equal(json_str_eq(&d, k, key), k + 1 == a);
+    }
+    /* a key holding a NUL byte matches only by length (no C string can spell it) */
+    assert_int_equal(json_obj_getn(&d, 0, "x\0", 2), 12);
+    json_doc_release(&d);
+}
+
+static void test_int64_of_plain_integers_of_every_length(void **state)
+{
+    /* 1 to 19 digits, both signs: the short ones take a shortcut, the long ones the full path */
+    char text[32];
+    json_doc d;
+    int64_t v, want;
+    (void)state;
+
+    json_doc_init(&d);
+    for (int digits = 1; digits <= 19; digits++) {
+        for (int neg = 0; neg < 2; neg++) {
+            want = 0;
+            for (int i = 0; i < digits; i++)
+                want = want * 10 + (i % 9) + 1;
+            snprintf(text, sizeof(text), "%s%lld", neg ? "-" : "", (long long)want);
+            assert_int_equal(parse(&d, text, NULL), 0);
+            assert_int_equal(json_int64(&d, 0, &v, NULL), 0);
+            assert_true(v == (neg ? -want : want));
+        }
+    }
+    assert_int_equal(parse(&d, "-0", NULL), 0);
+    assert_int_equal(json_int64(&d, 0, &v, NULL), 0);
+    assert_true(v == 0);
+    assert_int_equal(parse(&d, "999999999999999999", NULL), 0);
+    assert_int_equal(json_int64(&d, 0, &v, NULL), 0);
+    assert_true(v == 999999999999999999LL);
+    assert_int_equal(parse(&d, "-999999999999999999", NULL), 0);
+    assert_int_equal(json_int64(&d, 0, &v, NULL), 0);
+    assert_true(v == -999999999999999999LL);
+    json_doc_release(&d);
+}
+
+static void test_containers_close_back_into_their_parent(void **state)
+{
+    /* after a nested container closes, what may follow depends on the kind of its parent */
+    json_doc d;
+    (void)state;
+
+    json_doc_init(&d);
+    assert_int_equal(parse(&d, "{\"a\":[1,{\"b\":[2,[]]}],\"c\":{\"d\":{}},\"e\":3}", NULL), 0);
+    assert_int_equal(json_tok_at(&d, 0)->count, 3);
+    assert_int_equal(json_int64(&d, json_obj_get(&d, 0, "e"), &(int64_t){0}, NULL), 0);
+    assert_int_equal(parse(&d, "[{\"a\":1},2,[3,{\"b\":{}}],[[]]]", NULL), 0);
+    assert_int_equal(json_tok_at(&d, 0)->count, 4);
+    assert_int_equal(json_tok_at(&d, 0)->end, d.ntoks);
+    expect_error("{\"a\":[1],2}", 11, FS_EPARSE, "byte 9: expected a string key");
+    expect_error("[{\"a\":1}:2]", 11, FS_EPARSE,
+                 "byte 8: expected ',' or ']' after an array element");
+    expect_error("{\"a\":{\"b\":[]]}", 14, FS_EPARSE,
+                 "byte 12: expected ',' or '}' after an object member");
+    expect_error("[[1],{}}", 8, FS_EPARSE, "byte 7: expected ',' or ']' after an array element");
     json_doc_release(&d);
 }
 
@@ -839,7 +969,8 @@ static void test_webchannel_payload_tokenizes_and_reads(void **state)
     doc = json_obj_get(&d, json_obj_get(&d, arr, "documentChange"), "document");
     assert_true(json_str_eq(&d, json_obj_get(&d, doc, "name"),
                             "projects/demo/databases/(default)/documents/employees/e1"));
-    assert_true(json_str_eq(&d, json_obj_get(&d, doc, "updateTime"), "2026-11-23T08:19:19.791064Z"));
+    assert_true(
+        json_str_eq(&d, json_obj_get(&d, doc, "updateTime"), "2026-11-23T08:19:19.791064Z"));
     assert_true(json_str_eq(&d, json_arr_at(&d, json_arr_at(&d, json_arr_at(&d, 0, 2), 1), 0),
                             "noop"));
     json_doc_release(&d);
@@ -863,6 +994,7 @@ int main(void)
         cmocka_unit_test(test_lone_surrogates_are_refused),
         cmocka_unit_test(test_bad_escapes_are_refused),
         cmocka_unit_test(test_raw_control_characters_in_strings_are_refused),
+        cmocka_unit_test(test_string_scanning_finds_special_bytes_at_any_position),
         cmocka_unit_test(test_nul_escape_becomes_a_real_byte_counted_in_length),
         cmocka_unit_test(test_escaped_flag_is_set_only_on_strings_with_escapes),
         cmocka_unit_test(test_depth_limit_refuses_deeper_nesting),
@@ -871,6 +1003,9 @@ int main(void)
         cmocka_unit_test(test_failed_parse_leaves_no_tokens),
         cmocka_unit_test(test_obj_get_finds_members_by_decoded_key),
         cmocka_unit_test(test_str_eq_compares_decoded_text_without_allocating),
+        cmocka_unit_test(test_lookups_compare_whole_keys),
+        cmocka_unit_test(test_int64_of_plain_integers_of_every_length),
+        cmocka_unit_test(test_containers_close_back_into_their_parent),
         cmocka_unit_test(test_duplicate_keys_are_found_in_small_and_large_objects),
         cmocka_unit_test(test_int64_reads_the_full_range_from_strings_and_numbers),
         cmocka_unit_test(test_int64_refuses_overflow_and_non_integers),

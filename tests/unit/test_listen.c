@@ -392,6 +392,23 @@ static void test_reconnect_resends_every_target_with_latest_token(void **state)
     assert_string_equal(buf_str(&o.log), ""); /* a resumed add is not a reset */
 }
 
+static void test_a_reset_cut_short_by_a_new_session_deletes_nothing(void **state)
+{
+    fserr e = {0};
+    (void)state;
+    connect_employees("T0");
+    feed_ok(TC("ADD", ""));
+    feed_ok(TC("RESET", ""));
+    feed_ok(DOC("e1", "01")); /* the old session dies before the rest of the set */
+    buf_reset(&o.log);
+    assert_int_equal(listen_connect(ls, &e), 0);
+    feed_ok(TC("ADD", ""));
+    feed_ok(TC("CURRENT", ",\"resumeToken\":\"T1\""));
+    feed_ok(GLOBAL("T2", "05"));
+    /* resumed from the token: a plain consistent point, no sweep of documents not re-sent */
+    assert_string_equal(buf_str(&o.log), "consistent 0 T2 @1767225665\n");
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -411,6 +428,7 @@ int main(void)
         T(test_documents_of_other_targets_and_unknown_messages_are_ignored),
         T(test_malformed_messages_are_protocol_errors),
         T(test_reconnect_resends_every_target_with_latest_token),
+        T(test_a_reset_cut_short_by_a_new_session_deletes_nothing),
     };
     return cmocka_run_group_tests_name("listen", tests, NULL, NULL);
 }

@@ -116,6 +116,28 @@ static void test_bearer_tokens_and_registered_secrets_are_redacted(void **state)
     assert_non_null(strstr(out, "hunter2-long"));
 }
 
+static void emit_pinned(void)
+{
+    log_error("db pw pinned-pass-1 and tok-00 tok-19");
+}
+
+static void test_pinned_secrets_survive_many_rotating_ones(void **state)
+{
+    char tok[16];
+    const char *out;
+    (void)state;
+    log_init(LOG_STYLE_JOURNAL, LOG_LVL_INFO);
+    log_secret_pin("pinned-pass-1");
+    for (int i = 0; i < 20; i++) {
+        snprintf(tok, sizeof(tok), "tok-%02d", i);
+        log_secret_add(tok);
+    }
+    out = capture(emit_pinned);
+    /* the pinned password and the newest token are hidden; the oldest token was forgotten */
+    assert_string_equal(out, "<3>db pw [redacted] and tok-00 [redacted]\n");
+    log_secret_clear();
+}
+
 static void test_scrub_is_bounded_by_the_output_size(void **state)
 {
     char out[8];
@@ -145,6 +167,7 @@ int main(void)
         cmocka_unit_test(test_auto_style_follows_journal_stream),
         cmocka_unit_test(test_one_event_is_one_line),
         cmocka_unit_test(test_bearer_tokens_and_registered_secrets_are_redacted),
+        cmocka_unit_test(test_pinned_secrets_survive_many_rotating_ones),
         cmocka_unit_test(test_scrub_is_bounded_by_the_output_size),
         cmocka_unit_test(test_level_names_parse_both_ways),
     };

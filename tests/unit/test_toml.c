@@ -165,13 +165,14 @@ static void test_every_basic_string_escape_decodes(void **state)
 {
     toml_value *root, *v;
     (void)state;
-    root = parse_ok("s = \"b\\b t\\t n\\n f\\f r\\r q\\\" bs\\\\ u\\u00e9 U\\U0001F600 z\\u0000!\"\n"
-                    "max = \"\\U0010FFFF\\uFFFF\\u007F\"\n");
+    root =
+        parse_ok("s = \"b\\b t\\t n\\n f\\f r\\r q\\\" bs\\\\ u\\u00e9 U\\U0001F600 z\\u0000!\"\n"
+                 "max = \"\\U0010FFFF\\uFFFF\\u007F\"\n");
     v = toml_get(root, "s");
     assert_int_equal(v->kind, TOML_STRING);
     assert_int_equal(v->u.s.len, 35);
-    assert_memory_equal(v->u.s.p,
-                        "b\b t\t n\n f\f r\r q\" bs\\ u\xc3\xa9 U\xf0\x9f\x98\x80 z\0!", 36);
+    assert_memory_equal(v->u.s.p, "b\b t\t n\n f\f r\r q\" bs\\ u\xc3\xa9 U\xf0\x9f\x98\x80 z\0!",
+                        36);
     assert_string_equal(str_at(root, "max"), "\xf4\x8f\xbf\xbf\xef\xbf\xbf\x7f");
     toml_free(root);
 }
@@ -470,6 +471,8 @@ static void test_duplicate_key_names_the_first_definition(void **state)
                         "1:14: duplicate key 'x' (first defined at 1:7)\n");
     assert_string_equal(parse_errs("\"x y\" = 1\n'x y' = 2\n"),
                         "2:1: duplicate key '\"x y\"' (first defined at 1:1)\n");
+    assert_string_equal(parse_errs("\"a\\nb\" = 1\n\"a\\nb\" = 2\n"),
+                        "2:1: duplicate key '\"a?b\"' (first defined at 1:1)\n");
 }
 
 static void test_missing_equals_names_the_key(void **state)
@@ -564,8 +567,7 @@ static void test_keys_with_multiline_strings_or_nul_are_refused(void **state)
     (void)state;
     assert_string_equal(parse_errs("\"\"\"a\"\"\" = 1\n"),
                         "1:1: a multi-line string cannot be a key\n");
-    assert_string_equal(parse_errs("x.\"a\\u0000\" = 1\n"),
-                        "1:3: a key cannot contain U+0000\n");
+    assert_string_equal(parse_errs("x.\"a\\u0000\" = 1\n"), "1:3: a key cannot contain U+0000\n");
 }
 
 /* ---- errors: values ---------------------------------------------------------------------- */
@@ -614,16 +616,17 @@ static void test_one_string_with_two_mistakes_reports_both_and_the_next_line_is_
 static void test_integers_outside_int64_are_refused(void **state)
 {
     (void)state;
-    assert_string_equal(parse_errs("a = 9223372036854775808\n"
-                                   "b = -9223372036854775809\n"
-                                   "c = 0x8000000000000000\n"
-                                   "d = 99999999999999999999999\n"
-                                   "e = 0b1_0000000000000000000000000000000000000000000000000000000000000000\n"),
-                        "1:5: integer out of range: 9223372036854775808\n"
-                        "2:5: integer out of range: -9223372036854775809\n"
-                        "3:5: integer out of range: 0x8000000000000000\n"
-                        "4:5: integer out of range: 99999999999999999999999\n"
-                        "5:5: integer out of range: 0b1_000000000000000000000000000000000000\n");
+    assert_string_equal(
+        parse_errs("a = 9223372036854775808\n"
+                   "b = -9223372036854775809\n"
+                   "c = 0x8000000000000000\n"
+                   "d = 99999999999999999999999\n"
+                   "e = 0b1_0000000000000000000000000000000000000000000000000000000000000000\n"),
+        "1:5: integer out of range: 9223372036854775808\n"
+        "2:5: integer out of range: -9223372036854775809\n"
+        "3:5: integer out of range: 0x8000000000000000\n"
+        "4:5: integer out of range: 99999999999999999999999\n"
+        "5:5: integer out of range: 0b1_000000000000000000000000000000000000\n");
 }
 
 static void test_malformed_numbers_are_refused(void **state)

@@ -264,6 +264,10 @@ static void test_timestamp_value_decodes_to_seconds_and_nanos(void **state)
     expect_json(&v, "{\"$timestamp\":\"2026-11-23T08:19:19.791064Z\"}");
     decode_ok("{\"timestampValue\":\"1970-01-01T00:00:00Z\"}", &v);
     assert_true(v.u.ts.seconds == 0 && v.u.ts.nanos == 0);
+    decode_ok("{\"timestampValue\":\"1900-03-01T00:00:00Z\"}", &v);
+    assert_true(v.u.ts.seconds == -2203891200LL);
+    decode_ok("{\"timestampValue\":\"2000-02-29T23:59:59.5-00:30\"}", &v);
+    assert_true(v.u.ts.seconds == 951870599LL && v.u.ts.nanos == 500000000);
     decode_ok("{\"timestampValue\":\"0001-01-01T00:00:00Z\"}", &v);
     assert_true(v.u.ts.seconds == -62135596800LL);
     decode_ok("{\"timestampValue\":\"9999-12-31T23:59:59.999999999Z\"}", &v);
@@ -331,7 +335,8 @@ static void test_document_error_path_matches_the_documented_form(void **state)
         "\"2026-11-23T08:19:19Z\",\"updateTime\":\"2026-11-23T08:19:19Z\",\"fields\":"
         "{\"address\":{\"mapValue\":{\"fields\":{\"city\":{\"timestampValue\":"
         "\"2026-13-01T00:00:00Z\"}}}}}}",
-        FS_ERANGE, "fields.address.city: bad timestamp \"2026-13-01T00:00:00Z\": month out of range");
+        FS_ERANGE,
+        "fields.address.city: bad timestamp \"2026-13-01T00:00:00Z\": month out of range");
 }
 
 static void test_time_format_prints_the_fewest_exact_digit_groups(void **state)
@@ -471,7 +476,8 @@ static void test_bytes_value_refuses_bad_base64(void **state)
                  "value: bad base64 in bytesValue \"Zm9v!\"");
     expect_error("{\"bytesValue\":\"Zg= =\"}", FS_EPARSE,
                  "value: bad base64 in bytesValue \"Zg= =\"");
-    expect_error("{\"bytesValue\":[1]}", FS_ETYPE, "value: bytesValue must be a string, found array");
+    expect_error("{\"bytesValue\":[1]}", FS_ETYPE,
+                 "value: bytesValue must be a string, found array");
 }
 
 static void test_reference_value_keeps_the_full_name(void **state)
@@ -483,7 +489,8 @@ static void test_reference_value_keeps_the_full_name(void **state)
               &v);
     assert_int_equal(v.type, FSVAL_REFERENCE);
     assert_string_equal(v.u.s.p, "projects/demo/databases/(default)/documents/employees/e1");
-    expect_json(&v, "{\"$reference\":\"projects/demo/databases/(default)/documents/employees/e1\"}");
+    expect_json(&v,
+                "{\"$reference\":\"projects/demo/databases/(default)/documents/employees/e1\"}");
     fsval_release(&v);
     expect_error("{\"referenceValue\":null}", FS_ETYPE,
                  "value: referenceValue must be a string, found null");
@@ -549,7 +556,8 @@ static void test_empty_map_and_array_decode(void **state)
         fsval_release(&v);
     }
     /* an empty map inside an array, as the emulator prints it */
-    prints_as("{\"arrayValue\":{\"values\":[{\"mapValue\":{}},{\"arrayValue\":{}},{\"nullValue\":null}]}}",
+    prints_as("{\"arrayValue\":{\"values\":[{\"mapValue\":{}},{\"arrayValue\":{}},"
+              "{\"nullValue\":null}]}}",
           "[{},[],null]");
 }
 
@@ -632,7 +640,8 @@ static void test_nesting_at_the_cap_decodes_and_past_it_fails(void **state)
     }
     s = nested_maps(FSVAL_MAX_DEPTH + 1, false);
     assert_int_equal(fsval_parse(s, strlen(s), &v, &e), FS_ETOOBIG);
-    assert_string_equal(e.msg, "value.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m."
+    assert_string_equal(e.msg, "value.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m.m."
+                               "m."
                                "m: nested deeper than 32 maps and arrays");
     free(s);
     /* a hostile depth stops in the tokenizer */
@@ -1037,7 +1046,9 @@ static void test_field_paths_parse_plain_quoted_and_unicode_segments(void **stat
         {"address.city", 2, {"address", "city"}},
         {"`a.b`.c", 2, {"a.b", "c"}},
         {"`with space`.x", 2, {"with space", "x"}},
-        {"\xE6\x97\xA5\xE6\x9C\xAC.\xF0\x9F\x98\x80", 2, {"\xE6\x97\xA5\xE6\x9C\xAC", "\xF0\x9F\x98\x80"}},
+        {"\xE6\x97\xA5\xE6\x9C\xAC.\xF0\x9F\x98\x80",
+         2,
+         {"\xE6\x97\xA5\xE6\x9C\xAC", "\xF0\x9F\x98\x80"}},
         {"`a\\`b`", 1, {"a`b"}},
         {"`a\\\\b`", 1, {"a\\b"}},
         {"`\\x`", 1, {"x"}},

@@ -1,0 +1,933 @@
+/*
+ * bench_sink.c - how fast the MySQL sink writes, against the best a plain client could do on the
+ * same server (aim: the sink reaches at least 0.7 of the plain loop's rows per second).
+ *
+ * The server: a private MariaDB started for this run (mariadb-install-db into a fresh directory
+ * under TMPDIR, then svc_mariadb_start() of tests/harness/svc.c: the same mariadbd options the
+ * integration tests use, binlog on, InnoDB flushing at every commit), stopped at the end
+ * whatever happens (atexit, and a handler for SIGINT/SIGTERM/SIGHUP). Without mariadbd the
+ * program says so and prints no figure.
+ *
+ * The data: an employees-like collection of NROWS documents with six mapped columns: name
+ * VARCHAR(200) (quotes and non-ASCII included), employee_no BIGINT, salary DECIMAL(12,2) (from a
+ * double), active BOOLEAN, hired_at DATETIME(6), and city VARCHAR(100) from the nested
+ * address.city; the config leaves the agent's defaults alone, so the table also has the extra
+ * JSON column (NULL here: every field of the documents is mapped). Every row is first created,
+ * then updated once; each update changes one or two columns (row i: i % 4 picks salary / name /
+ * salary+city / active+hired_at), so that an update batch holds four sets of changed columns,
+ * as a live stream would.
+ *
+ * (a) The sink, through the agent's own path: each version is built as a struct fsdoc (the
+ *     stand-in for decoding; included in the time), handed to diff_upsert(), whose emit callback
+ *     does sink_push(); the config is the default one (batch_max_rows 500, batch_max_delay_ms
+ *     50, queue_max_events 20000), and the queue stays bounded as agent/daemon.c keeps it: when
+ *     a push leaves queue_max_events queued, the producer waits (woken by the sink's notify
+ *     callback) until sink_stats()->queued is down to half. The phase ends when sink_flush()
+ *     returns: everything is committed.
+ * (b) The ceiling: on its own connection, the same NROWS rows as multi-row
+ *     INSERT ... ON DUPLICATE KEY UPDATE statements of PLAIN_BATCH rows, one transaction each,
+ *     into a plain table holding the key and the same six columns (no bookkeeping columns, no
+ *     guard, no secondary index); then the NROWS updates the same way (the whole row sent,
+ *     every column assigned from VALUES()).
+ * The phases interleave (sink creates, plain creates, sink updates, plain updates) so that both
+ * meet the server in the same state, and each starts only once mariadbd has gone quiet (InnoDB
+ * purge and flushing of the previous phase no longer use a CPU).
+ *
+ * Measured per phase: wall clock (CLOCK_MONOTONIC) from the first document to the last commit,
+ * giving rows/s and the ratio sink / plain; the client's CPU per row (getrusage of this process:
+ * all threads, i.e. building the documents, the diff and the sink thread with libmariadb, or the
+ * plain loop), with the split between the producing thread and the sink thread (RUSAGE_THREAD)
+ * and, measured apart, what building the fsdoc values costs; and mariadbd's CPU per row (from
+ * /proc/PID/stat), to show where the time goes. The machine is shared: both loops run within a
+ * minute of each other, so their ratio is steadier than either rate.
+ *
+ * Checked after every phase, exiting non-zero otherwise: the sink's counters (every row created,
+ * then every row updated; nothing unchanged, retried or dead-lettered), and MySQL's own view of
+ * both tables: row count, the sums of salary, active, name and city lengths and hired_at, and the
+ * number of rows at the phase's update time, against what the generator says; finally the two
+ * tables must hold the same six values for every key.
+ *
+ * Output: progress lines, then one "FIGURE|name|value|unit|aim|meaning" line per figure for
+ * scripts/bench.sh (an aim written ">=x" is a floor). Figures, not verdicts.
+ */
+#include "agent/config.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "diff/diff.h"
+#include "firestore/value.h"
+#include "mysql/sink.h"
+#include "tests/harness/svc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NROWS 200000
+#define PLAIN_BATCH 500
+#define DBNAME "firesync_bench"
+#define FS_DB "projects/bench/databases/(default)"
+#define DOC_PREFIX FS_DB "/documents/employees/"
+#define T0_US INT64_C(1795420800000000)                /* 2026-11-23T08:00:00Z: creates */
+#define T1_US (T0_US + INT64_C(86400) * 1000000)       /* a day later: updates */
+#define HIRE0_US (T0_US - INT64_C(86400) * 1000000 * 4000) /* hires go back from here */
+#define SETTLE_MS 250  /* mariadbd is quiet when it used under 5% of a CPU over this */
+#define SETTLE_MAX_S 20
+
+static const char CONFIG[] =
+    "[firestore]\nproject_id = \"bench\"\n"
+    "[mysql]\nhost = \"localhost\"\nsocket = \"%s\"\nuser = \"root\"\n"
+    "database = \"" DBNAME "\"\ncreate_tables = true\n"
+    "[mysql.tls]\nmode = \"disabled\"\n"
+    "[[collections]]\npath = \"employees\"\ntable = \"employees\"\nkey = \"id\"\n"
+    "[collections.columns]\n"
+    "name = { field = \"name\", type = \"VARCHAR(200)\" }\n"
+    "employee_no = { field = \"employeeNo\", type = \"BIGINT\" }\n"
+    "salary = { field = \"salary\", type = \"DECIMAL(12,2)\" }\n"
+    "active = { field = \"active\", type = \"BOOLEAN\" }\n"
+    "hired_at = { field = \"hiredAt\", type = \"DATETIME(6)\" }\n"
+    "city = { field = \"address.city\", type = \"VARCHAR(100)\" }\n";
+
+static const char PLAIN_DDL[] =
+    "CREATE TABLE plain_employees (id VARBINARY(1500) NOT NULL PRIMARY KEY, "
+    "name VARCHAR(200), employee_no BIGINT, salary DECIMAL(12,2), active BOOLEAN, "
+    "hired_at DATETIME(6), city VARCHAR(100)) "
+    "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+
+static const char PLAIN_HEAD[] =
+    "INSERT INTO plain_employees (id, name, employee_no, salary, active, hired_at, city) VALUES ";
+static const char PLAIN_TAIL[] =
+    " ON DUPLICATE KEY UPDATE name = VALUES(name), employee_no = VALUES(employee_no), "
+    "salary = VALUES(salary), active = VALUES(active), hired_at = VALUES(hired_at), "
+    "city = VALUES(city)";
+
+static const char *const FIRST[] = {"Ana", "Bea", "Zoë", "João", "Mia", "Noah", "Léa", "Sven"};
+static const char *const LAST[] = {"O'Neil", "Sousa", "Müller", "Smith & Co", "Øster", "Kim"};
+static const char *const CITY[] = {"Lisbon", "München", "São Paulo", "Zürich", "Kraków", "東京"};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- the server, and stopping it whatever happens ------------------------------------------ */
+
+static struct svc_env env;
+static volatile sig_atomic_t server_pid; /* mariadbd, for the signal handler */
+static bool server_started, keep_dir;
+
+static void die(const char *what, const fserr *e)
+{
+    fprintf(stderr, "bench_sink: %s%s%s\n", what, e ? ": " : "", e ? e->msg : "");
+    keep_dir = true;
+    exit(1);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void cleanup(void)
+{
+    fserr e = {0};
+
+    if (server_started) {
+        svc_mariadb_stop(&env, &e);
+        server_started = false;
+        server_pid = 0;
+    }
+    if (!env.dir[0])
+        return;
+    if (keep_dir)
+        fprintf(stderr, "bench_sink: logs kept in %s\n", env.dir);
+    else
+        nftw(env.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    env.dir[0] = '\0';
+}
+
+/* For the signal handler, set before the server starts: the directory and an rm for it. */
+static char rm_dir[sizeof(env.dir)];
+static char *rm_argv[] = {"/bin/rm", "-rf", rm_dir, NULL};
+
+/* Stops mariadbd (our child, in its own process group) as svc_mariadb_stop() does, then removes
+ * the run directory, with async-signal-safe calls only; then dies of the signal. */
+static void on_signal(int sig)
+{
+    static char *const no_env[] = {NULL};
+    pid_t pid = (pid_t)server_pid;
+    struct timespec tick = {0, 50 * 1000000L};
+
+    if (pid > 0) {
+        kill(-pid, SIGTERM);
+        kill(pid, SIGTERM);
+        for (int i = 0; i < 200 && waitpid(pid, NULL, WNOHANG) == 0; i++)
+            nanosleep(&tick, NULL);
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, WNOHANG);
+    }
+    if (rm_dir[0] && (pid = fork()) == 0) {
+        execve(rm_argv[0], rm_argv, no_env);
+        _exit(127);
+    }
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static bool on_path(const char *prog)
+{
+    const char *path = getenv("PATH");
+    char dirs[4096], full[4200];
+
+    snprintf(dirs, sizeof(dirs), "%s:/usr/sbin:/usr/local/sbin:/sbin",
+             path ? path : "/usr/bin:/bin");
+    for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        snprintf(full, sizeof(full), "%s/%s", d, prog);
+        if (access(full, X_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* mariadb-install-db into DIR/mysql-data, output to DIR/mariadb-install.log. */
+static void install_datadir(void)
+{
+    char dd[600], log[600];
+    pid_t pid;
+    int st;
+
+    snprintf(dd, sizeof(dd), "--datadir=%s/mysql-data", env.dir);
+    snprintf(log, sizeof(log), "%s/mariadb-install.log", env.dir);
+    pid = fork();
+    if (pid < 0)
+        die("fork", NULL);
+    if (pid == 0) {
+        char *argv[] = {"mariadb-install-db",
+                        "--no-defaults",
+                        dd,
+                        "--user=root",
+                        "--auth-root-authentication-method=normal",
+                        "--skip-test-db",
+                        NULL};
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        die("mariadb-install-db failed; see mariadb-install.log", NULL);
+}
+
+static int read_server_pid(void)
+{
+    char path[600];
+    FILE *f;
+    int pid = 0;
+
+    snprintf(path, sizeof(path), "%s/mariadb.pid", env.dir);
+    if ((f = fopen(path, "r"))) {
+        if (fscanf(f, "%d", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    return pid;
+}
+
+static void server_up(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    char dir[200];
+    struct sigaction sa;
+    fserr e = {0};
+    int port = free_port();
+
+    snprintf(dir, sizeof(dir), "%s/firesync-bench-sink.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (port < 0 || !mkdtemp(dir))
+        die("no free port or no temporary directory", NULL);
+    snprintf(env.dir, sizeof(env.dir), "%s", dir);
+    memcpy(rm_dir, env.dir, sizeof(rm_dir));
+    snprintf(env.mysql_socket, sizeof(env.mysql_socket), "%s/mysql.sock", dir);
+    snprintf(env.project, sizeof(env.project), "bench");
+    env.mysql_port = port;
+    atexit(cleanup);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+
+    install_datadir();
+    server_started = true; /* from here on cleanup() stops whatever svc started */
+    if (svc_mariadb_start(&env, &e) != 0)
+        die("starting mariadbd", &e);
+    server_pid = read_server_pid();
+    if (server_pid <= 0)
+        die("mariadbd started but left no pid file", NULL);
+}
+
+/* ---- clocks ---------------------------------------------------------------------------------- */
+
+static double wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double rusage_us(int who)
+{
+    struct rusage ru;
+    getrusage(who, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+/* mariadbd's user+system CPU so far, from /proc/PID/stat (clock-tick resolution). */
+static double server_cpu_us(void)
+{
+    char path[64], st[1024], *p;
+    unsigned long long ut = 0, stime = 0;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)server_pid);
+    if (!(f = fopen(path, "r")))
+        return 0;
+    n = fread(st, 1, sizeof(st) - 1, f);
+    fclose(f);
+    st[n] = '\0';
+    if (!(p = strrchr(st, ')')))
+        return 0;
+    /* after the name: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+     * utime stime */
+    if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &stime) != 2)
+        return 0;
+    return (double)(ut + stime) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Waits until mariadbd is quiet: the previous phase's purge and page flushing are done. */
+static void settle(void)
+{
+    double t0 = wall_s();
+
+    sleep_ms(SETTLE_MS);
+    while (wall_s() - t0 < SETTLE_MAX_S) {
+        double c0 = server_cpu_us();
+        sleep_ms(SETTLE_MS);
+        if (server_cpu_us() - c0 < SETTLE_MS * 1000.0 * 0.05)
+            return;
+    }
+    printf("mariadbd still busy after %d s; measuring anyway\n", SETTLE_MAX_S);
+}
+
+/* ---- the documents --------------------------------------------------------------------------- */
+
+/* One version of employee i: the values of the six columns and the document's times. */
+struct emp {
+    char id[16];
+    char name[80];
+    int64_t no;
+    int64_t cents; /* salary * 100; multiples of 25, exact as a double */
+    bool active;
+    int64_t hired_us;
+    const char *city;
+    int64_t create_us, update_us;
+};
+
+/* phase 0: the create; phase 1: the update, changing one or two columns by i % 4. */
+static void emp_gen(size_t i, int phase, struct emp *e)
+{
+    snprintf(e->id, sizeof(e->id), "emp-%06zu", i);
+    snprintf(e->name, sizeof(e->name), "%s %s %zu", FIRST[i % COUNT(FIRST)],
+             LAST[(i / COUNT(FIRST)) % COUNT(LAST)], i);
+    e->no = 100000 + (int64_t)i;
+    e->cents = (30000 + (int64_t)(i * 7919 % 60000)) * 100 + (int64_t)(i % 4) * 25;
+    e->active = i % 7 != 0;
+    e->hired_us = HIRE0_US + (int64_t)(i % 3000) * INT64_C(86400000000) + (int64_t)(i % 977) * 1001;
+    e->city = CITY[i % COUNT(CITY)];
+    e->create_us = T0_US + (int64_t)i * 1000 + 1;
+    e->update_us = e->create_us;
+    if (phase == 0)
+        return;
+    e->update_us = T1_US + (int64_t)i * 1000 + 1;
+    switch (i % 4) {
+    case 0:
+        e->cents += 100000;
+        break;
+    case 1:
+        strncat(e->name, " Jr.", sizeof(e->name) - strlen(e->name) - 1);
+        break;
+    case 2:
+        e->cents += 50000;
+        e->city = CITY[(i + 1) % COUNT(CITY)];
+        break;
+    default:
+        e->active = !e->active;
+        e->hired_us += INT64_C(86400000000);
+        break;
+    }
+}
+
+static struct fs_time fs_time_of(int64_t us)
+{
+    return (struct fs_time){us / 1000000, (int32_t)(us % 1000000) * 1000};
+}
+
+static void set_string(fsval *v, const char *s)
+{
+    v->type = FSVAL_STRING;
+    v->u.s.len = strlen(s);
+    v->u.s.p = xstrndup(s, v->u.s.len);
+}
+
+static fsval *add_field(struct fsval_field *f, const char *name)
+{
+    f->name = xstrdup(name);
+    f->name_len = strlen(name);
+    fsval_init(&f->v);
+    return &f->v;
+}
+
+/* The document of e, as fsdoc_decode() would leave it (fields sorted by name). */
+static void emp_doc(const struct emp *e, struct fsdoc *doc)
+{
+    struct fsval_field *f = xcalloc(6, sizeof(*f)), *city = xcalloc(1, sizeof(*city));
+    fsval *v;
+    char name[sizeof(DOC_PREFIX) + sizeof(e->id)];
+
+    fsdoc_init(doc);
+    snprintf(name, sizeof(name), DOC_PREFIX "%s", e->id);
+    doc->name = xstrdup(name);
+    doc->create_time = fs_time_of(e->create_us);
+    doc->update_time = fs_time_of(e->update_us);
+    v = add_field(&f[0], "active");
+    v->type = FSVAL_BOOL;
+    v->u.b = e->active;
+    v = add_field(&f[1], "address");
+    v->type = FSVAL_MAP;
+    v->u.map.fields = city;
+    v->u.map.n = 1;
+    set_string(add_field(city, "city"), e->city);
+    v = add_field(&f[2], "employeeNo");
+    v->type = FSVAL_INT;
+    v->u.i = e->no;
+    v = add_field(&f[3], "hiredAt");
+    v->type = FSVAL_TIMESTAMP;
+    v->u.ts = fs_time_of(e->hired_us);
+    set_string(add_field(&f[4], "name"), e->name);
+    v = add_field(&f[5], "salary");
+    v->type = FSVAL_DOUBLE;
+    v->u.d = (double)e->cents / 100.0;
+    doc->fields.type = FSVAL_MAP;
+    doc->fields.u.map.fields = f;
+    doc->fields.u.map.n = 6;
+}
+
+/* CPU per document of building it and releasing it (emp_gen, emp_doc, fsdoc_release): the part
+ * of the producer's time that stands in for decoding, not the agent's work. */
+static double doc_build_us(void)
+{
+    double c0 = rusage_us(RUSAGE_THREAD);
+    struct emp e;
+
+    for (size_t i = 0; i < NROWS; i++) {
+        struct fsdoc doc;
+        emp_gen(i, 1, &e);
+        emp_doc(&e, &doc);
+        fsdoc_release(&doc);
+    }
+    return (rusage_us(RUSAGE_THREAD) - c0) / NROWS;
+}
+
+/* What MySQL must hold after a phase, from the generator. */
+struct expect {
+    long long rows, cents, active, name_chars, city_chars, hired_s, hired_frac;
+};
+
+static long long utf8_chars(const char *s)
+{
+    long long n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+static struct expect expected(int phase)
+{
+    struct expect x = {0};
+    struct emp e;
+    const int64_t base = INT64_C(946684800) * 1000000; /* 2000-01-01, for TIMESTAMPDIFF */
+
+    for (size_t i = 0; i < NROWS; i++) {
+        emp_gen(i, phase, &e);
+        x.rows++;
+        x.cents += e.cents;
+        x.active += e.active;
+        x.name_chars += utf8_chars(e.name);
+        x.city_chars += utf8_chars(e.city);
+        x.hired_s += (e.hired_us - base) / 1000000;
+        x.hired_frac += (e.hired_us - base) % 1000000;
+    }
+    return x;
+}
+
+/* ---- checking what MySQL holds ----------------------------------------------------------------- */
+
+static MYSQL *db_connect(void)
+{
+    fserr e = {0};
+    MYSQL *m = svc_mysql_connect(&env, DBNAME, &e);
+    if (!m)
+        die("connecting", &e);
+    return m;
+}
+
+/* The integers of the first row of sql into out[0..n). */
+static void query_row(MYSQL *m, const char *sql, long long *out, unsigned n)
+{
+    MYSQL_RES *r;
+    MYSQL_ROW row;
+
+    if (mysql_query(m, sql) != 0 || !(r = mysql_store_result(m))) {
+        fprintf(stderr, "bench_sink: %s: %s\n", sql, mysql_error(m));
+        die("query failed", NULL);
+    }
+    row = mysql_fetch_row(r);
+    if (!row || mysql_num_fields(r) < n)
+        die("query returned no row", NULL);
+    for (unsigned i = 0; i < n; i++)
+        out[i] = row[i] ? atoll(row[i]) : -1;
+    mysql_free_result(r);
+}
+
+static void verify_table(MYSQL *m, const char *table, int phase, bool sink_table)
+{
+    static const char *const what[] = {"rows",        "SUM(salary) in cents", "SUM(active)",
+                                       "name chars",  "city chars",           "hired_at seconds",
+                                       "hired_at us", "rows at this version", "live rows"};
+    const char *since = phase ? "'2026-11-24 08:00:00'" : "'2026-11-23 08:00:00'";
+    struct expect x = expected(phase);
+    long long want[9] = {x.rows,    x.cents,      x.active, x.name_chars, x.city_chars,
+                         x.hired_s, x.hired_frac, x.rows,   x.rows};
+    long long got[9];
+    char sql[1024], extra[256] = "";
+    unsigned n = sink_table ? 9 : 7;
+
+    if (sink_table) /* the sink's bookkeeping: this phase's update times, no tombstone */
+        snprintf(extra, sizeof(extra),
+                 ", SUM(fs_update_time >= %s AND fs_update_time < %s + INTERVAL 1 DAY), "
+                 "SUM(deleted_at IS NULL AND fs_delete_time IS NULL)",
+                 since, since);
+    snprintf(sql, sizeof(sql),
+             "SELECT COUNT(*), CAST(SUM(salary * 100) AS SIGNED), SUM(active), "
+             "SUM(CHAR_LENGTH(name)), SUM(CHAR_LENGTH(city)), "
+             "SUM(TIMESTAMPDIFF(SECOND, '2000-01-01', hired_at)), SUM(MICROSECOND(hired_at))%s "
+             "FROM %s",
+             extra, table);
+    query_row(m, sql, got, n);
+    for (unsigned i = 0; i < n; i++)
+        if (got[i] != want[i]) {
+            fprintf(stderr, "bench_sink: table %s after the %s: %s is %lld, expected %lld\n",
+                    table, phase ? "updates" : "creates", what[i], got[i], want[i]);
+            die("MySQL does not hold what was written", NULL);
+        }
+}
+
+static void verify_same(MYSQL *m)
+{
+    long long n;
+
+    query_row(m,
+              "SELECT COUNT(*) FROM employees e JOIN plain_employees p ON p.id = e.id "
+              "WHERE e.name <=> p.name AND e.employee_no <=> p.employee_no AND "
+              "e.salary <=> p.salary AND e.active <=> p.active AND e.hired_at <=> p.hired_at "
+              "AND e.city <=> p.city",
+              &n, 1);
+    if (n != NROWS) {
+        fprintf(stderr, "bench_sink: %lld of %d keys hold the same values in both tables\n", n,
+                NROWS);
+        die("the sink and the plain loop disagree", NULL);
+    }
+}
+
+/* ---- (a) the sink, through diff_upsert ------------------------------------------------------ */
+
+struct run {
+    struct cfg *cfg;
+    struct diff *diff;
+    struct sink *sink;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* signalled by the sink's notify callback */
+    uint64_t events, pauses;
+};
+
+struct result {
+    double wall, cpu_us, producer_us, server_us;
+    uint64_t pauses;
+};
+
+static void on_sink_notify(void *ud)
+{
+    struct run *r = ud;
+    pthread_mutex_lock(&r->mu);
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* What agent/daemon.c does: at queue_max_events the stream pauses, and it resumes at half. */
+static void wait_for_room(struct run *r)
+{
+    const uint64_t low = (uint64_t)r->cfg->agent.queue_max_events / 2;
+    const struct sink_stats *st = sink_stats(r->sink);
+
+    r->pauses++;
+    pthread_mutex_lock(&r->mu);
+    while (atomic_load(&st->queued) > low) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20 * 1000000L; /* a safety net; the notify callback wakes us first */
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (sink_health(r->sink, NULL, 0) == SINK_FAILED)
+        die("the sink failed", NULL);
+}
+
+static int on_event(void *ud, struct sink_event *ev)
+{
+    struct run *r = ud;
+
+    r->events++;
+    if (sink_push(r->sink, ev) >= (size_t)r->cfg->agent.queue_max_events)
+        wait_for_room(r);
+    return 0;
+}
+
+static void sink_setup(struct run *r)
+{
+    char src[sizeof(CONFIG) + 400];
+    fserr e = {0};
+    buf errs;
+
+    snprintf(src, sizeof(src), CONFIG, env.mysql_socket);
+    buf_init(&errs, 0);
+    if (cfg_load_mem("bench_sink.toml", src, strlen(src), &r->cfg, &errs, &e) != 0) {
+        fprintf(stderr, "%s", buf_str(&errs));
+        die("cfg_load_mem", &e);
+    }
+    buf_release(&errs);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    if (diff_new(r->cfg, FS_DB, on_event, r, &r->diff, &e) != 0)
+        die("diff_new", &e);
+    r->sink = sink_new(r->cfg);
+    sink_set_notify(r->sink, on_sink_notify, r);
+    if (sink_start(r->sink, 10000, &e) != 0)
+        die("sink_start", &e);
+}
+
+static void sink_teardown(struct run *r)
+{
+    sink_free(r->sink);
+    diff_free(r->diff);
+    cfg_free(r->cfg);
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+}
+
+static void sink_phase(struct run *r, int phase, struct result *out)
+{
+    const struct sink_stats *st = sink_stats(r->sink);
+    uint64_t created = atomic_load(&st->created), updated = atomic_load(&st->updated);
+    uint64_t unchanged = atomic_load(&st->unchanged), dead = atomic_load(&st->dead_letters);
+    uint64_t retries = atomic_load(&st->retries), batches = atomic_load(&st->batches);
+    uint64_t ev0 = r->events, pauses0 = r->pauses;
+    double w0, c0, p0, s0;
+    fserr e = {0};
+    struct emp em;
+
+    settle();
+    s0 = server_cpu_us();
+    p0 = rusage_us(RUSAGE_THREAD);
+    c0 = rusage_us(RUSAGE_SELF);
+    w0 = wall_s();
+    for (size_t i = 0; i < NROWS; i++) {
+        struct fsdoc doc;
+        emp_gen(i, phase, &em);
+        emp_doc(&em, &doc);
+        if (diff_upsert(r->diff, 0, &doc, SINK_SRC_STREAM, &e) != 0)
+            die("diff_upsert", &e);
+    }
+    if (sink_flush(r->sink, &e) != 0)
+        die("sink_flush", &e);
+    out->wall = wall_s() - w0;
+    out->cpu_us = rusage_us(RUSAGE_SELF) - c0;
+    out->producer_us = rusage_us(RUSAGE_THREAD) - p0;
+    out->server_us = server_cpu_us() - s0;
+    out->pauses = r->pauses - pauses0;
+
+    created = atomic_load(&st->created) - created;
+    updated = atomic_load(&st->updated) - updated;
+    unchanged = atomic_load(&st->unchanged) - unchanged;
+    dead = atomic_load(&st->dead_letters) - dead;
+    retries = atomic_load(&st->retries) - retries;
+    batches = atomic_load(&st->batches) - batches;
+    printf("sink %s: %" PRIu64 " events, %" PRIu64 " batches, %" PRIu64
+           " pauses at the queue bound; created %" PRIu64 ", updated %" PRIu64
+           ", unchanged %" PRIu64 ", dead letters %" PRIu64 ", retries %" PRIu64 "\n",
+           phase ? "updates" : "creates", r->events - ev0, batches, out->pauses, created, updated,
+           unchanged, dead, retries);
+    if (r->events - ev0 != NROWS || (phase ? updated : created) != NROWS ||
+        (phase ? created : updated) != 0 || unchanged || dead || retries)
+        die("the sink's counters do not show one write per document", NULL);
+}
+
+/* ---- (b) the plain loop: the ceiling ----------------------------------------------------- */
+
+static void add_quoted(MYSQL *m, buf *b, const char *s)
+{
+    char esc[2 * 200 + 1];
+    size_t n = strlen(s);
+    unsigned long k = mysql_real_escape_string(m, esc, s, (unsigned long)n);
+
+    buf_addc(b, '\'');
+    buf_add(b, esc, k);
+    buf_addc(b, '\'');
+}
+
+static void add_datetime(buf *b, int64_t us)
+{
+    time_t s = (time_t)(us / 1000000);
+    struct tm tm;
+    char t[32];
+
+    gmtime_r(&s, &tm);
+    strftime(t, sizeof(t), "%Y-%m-%d %H:%M:%S", &tm);
+    buf_printf(b, "'%s.%06d'", t, (int)(us % 1000000));
+}
+
+static void plain_row(MYSQL *m, buf *b, const struct emp *e)
+{
+    buf_printf(b, "('%s',", e->id);
+    add_quoted(m, b, e->name);
+    buf_printf(b, ",%" PRId64 ",%" PRId64 ".%02d,%d,", e->no, e->cents / 100,
+               (int)(e->cents % 100), e->active ? 1 : 0);
+    add_datetime(b, e->hired_us);
+    buf_addc(b, ',');
+    add_quoted(m, b, e->city);
+    buf_addc(b, ')');
+}
+
+static unsigned long long plain_send(MYSQL *m, buf *sql)
+{
+    unsigned long long n;
+
+    buf_adds(sql, PLAIN_TAIL);
+    if (mysql_real_query(m, sql->p, (unsigned long)sql->len) != 0 ||
+        (n = mysql_affected_rows(m), mysql_commit(m) != 0)) {
+        fprintf(stderr, "bench_sink: plain loop: %s\n", mysql_error(m));
+        die("the plain loop failed", NULL);
+    }
+    buf_reset(sql);
+    buf_adds(sql, PLAIN_HEAD);
+    return n;
+}
+
+static void plain_phase(MYSQL *m, int phase, struct result *out)
+{
+    unsigned long long affected = 0;
+    double w0, c0, s0;
+    struct emp em;
+    buf sql;
+    size_t rows = 0;
+
+    buf_init(&sql, 0);
+    buf_adds(&sql, PLAIN_HEAD);
+    settle();
+    s0 = server_cpu_us();
+    c0 = rusage_us(RUSAGE_SELF);
+    w0 = wall_s();
+    for (size_t i = 0; i < NROWS; i++) {
+        emp_gen(i, phase, &em);
+        if (rows++)
+            buf_addc(&sql, ',');
+        plain_row(m, &sql, &em);
+        if (rows == PLAIN_BATCH) {
+            affected += plain_send(m, &sql);
+            rows = 0;
+        }
+    }
+    if (rows)
+        affected += plain_send(m, &sql);
+    out->wall = wall_s() - w0;
+    out->cpu_us = rusage_us(RUSAGE_SELF) - c0;
+    out->producer_us = out->cpu_us;
+    out->server_us = server_cpu_us() - s0;
+    out->pauses = 0;
+    buf_release(&sql);
+    printf("plain %s: %d statements of %d rows, %llu rows affected\n",
+           phase ? "updates" : "creates", (NROWS + PLAIN_BATCH - 1) / PLAIN_BATCH, PLAIN_BATCH,
+           affected);
+    /* without CLIENT_FOUND_ROWS: 1 per inserted row, 2 per changed row */
+    if (affected != (unsigned long long)NROWS * (phase ? 2 : 1))
+        die("the plain loop did not write one row per document", NULL);
+}
+
+/* ---- report ------------------------------------------------------------------------------ */
+
+static void report_phase(const char *what, const struct result *rs, const struct result *rp,
+                         double build_us)
+{
+    printf("%s: sink %.2f s (%.0f rows/s), plain %.2f s (%.0f rows/s), ratio %.2f\n", what,
+           rs->wall, NROWS / rs->wall, rp->wall, NROWS / rp->wall, rp->wall / rs->wall);
+    printf("  client CPU per row: sink %.2f us = producer %.2f (of which %.2f building the "
+           "fsdoc) + sink thread %.2f; plain loop %.2f us\n",
+           rs->cpu_us / NROWS, rs->producer_us / NROWS, build_us,
+           (rs->cpu_us - rs->producer_us) / NROWS, rp->cpu_us / NROWS);
+    printf("  mariadbd CPU per row: sink %.2f us, plain loop %.2f us\n", rs->server_us / NROWS,
+           rp->server_us / NROWS);
+}
+
+static void figure(const char *name, const char *fmt, double v, const char *unit, const char *aim,
+                   const char *what)
+{
+    char val[32];
+    snprintf(val, sizeof(val), fmt, v);
+    printf("FIGURE|%s|%s|%s|%s|%s\n", name, val, unit, aim, what);
+}
+
+static void figures(const struct result *sc, const struct result *pc, const struct result *su,
+                    const struct result *pu)
+{
+    figure("sink_create_rows_per_s", "%.0f", NROWS / sc->wall, "rows/s", "-",
+           "sink: created rows per second, wall clock (fsdoc -> diff_upsert -> sink_push -> "
+           "commit, default batching)");
+    figure("plain_create_rows_per_s", "%.0f", NROWS / pc->wall, "rows/s", "-",
+           "plain loop: inserted rows per second, 500-row INSERT ... ON DUPLICATE KEY UPDATE "
+           "per transaction (the ceiling)");
+    figure("sink_create_vs_plain", "%.2f", pc->wall / sc->wall, "x", ">=0.7",
+           "sink creates / plain creates, rows per second");
+    figure("sink_update_rows_per_s", "%.0f", NROWS / su->wall, "rows/s", "-",
+           "sink: updated rows per second (one or two columns changed per document)");
+    figure("plain_update_rows_per_s", "%.0f", NROWS / pu->wall, "rows/s", "-",
+           "plain loop: updated rows per second, whole rows in 500-row upserts (the ceiling)");
+    figure("sink_update_vs_plain", "%.2f", pu->wall / su->wall, "x", ">=0.7",
+           "sink updates / plain updates, rows per second");
+    figure("sink_cpu_per_create", "%.0f", sc->cpu_us * 1e3 / NROWS, "ns", "-",
+           "client CPU per created row, all threads: fsdoc, diff, queue, SQL text, libmariadb");
+    figure("sink_cpu_per_update", "%.0f", su->cpu_us * 1e3 / NROWS, "ns", "-",
+           "client CPU per updated row, all threads");
+    figure("plain_cpu_per_create", "%.0f", pc->cpu_us * 1e3 / NROWS, "ns", "-",
+           "plain loop's client CPU per inserted row (SQL text, libmariadb)");
+    figure("plain_cpu_per_update", "%.0f", pu->cpu_us * 1e3 / NROWS, "ns", "-",
+           "plain loop's client CPU per updated row");
+}
+
+int main(void)
+{
+    struct run r;
+    struct result sc, pc, su, pu;
+    fserr e = {0};
+    MYSQL *m, *v; /* the plain loop's connection (transactions); checks (autocommit) */
+    double t0, build;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (!on_path("mariadbd") || !on_path("mariadb-install-db")) {
+        printf("mariadbd or mariadb-install-db not found: no sink figures (make deps installs "
+               "mariadb-server)\n");
+        return 0;
+    }
+    log_set_level(LOG_LVL_WARN);
+    memset(&r, 0, sizeof(r));
+    t0 = wall_s();
+    server_up();
+    if (svc_mysql_exec(&env,
+                       "CREATE DATABASE " DBNAME
+                       " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+                       &e) != 0)
+        die("creating the database", &e);
+    m = db_connect();
+    if (mysql_query(m, PLAIN_DDL) != 0) {
+        fprintf(stderr, "bench_sink: %s\n", mysql_error(m));
+        die("creating the plain table", NULL);
+    }
+    mysql_autocommit(m, 0);
+    v = db_connect();
+    sink_setup(&r);
+    printf("private MariaDB %s up in %.1f s; %d rows, six mapped columns, batches of %lld rows, "
+           "queue bound %lld events\n",
+           mysql_get_server_info(m), wall_s() - t0, NROWS, (long long)r.cfg->agent.batch_max_rows,
+           (long long)r.cfg->agent.queue_max_events);
+
+    sink_phase(&r, 0, &sc);
+    verify_table(v, "employees", 0, true);
+    plain_phase(m, 0, &pc);
+    verify_table(v, "plain_employees", 0, false);
+    verify_same(v);
+    sink_phase(&r, 1, &su);
+    verify_table(v, "employees", 1, true);
+    plain_phase(m, 1, &pu);
+    verify_table(v, "plain_employees", 1, false);
+    verify_same(v);
+    printf("MySQL holds %d rows in each table after each phase, with the generator's values, "
+           "the same in both tables\n",
+           NROWS);
+    build = doc_build_us();
+    report_phase("creates", &sc, &pc, build);
+    report_phase("updates", &su, &pu, build);
+    figures(&sc, &pc, &su, &pu);
+
+    mysql_close(v);
+    mysql_close(m);
+    sink_teardown(&r);
+    cleanup();
+    return 0;
+}

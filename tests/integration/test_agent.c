@@ -1,0 +1,338 @@
+/*
+ * test_agent.c - the whole agent, end to end: the real `firesync run` binary listening to the
+ * Firestore emulator and writing to MariaDB. Documents created, updated (nested fields, removed
+ * fields), deleted, re-created and written in bursts end up exactly equal in MySQL; only changed
+ * columns are written; a RESET re-sending thousands of unchanged documents writes nothing;
+ * SIGTERM exits cleanly and a restart resumes; SIGKILL at random points loses and repeats
+ * nothing; simulated changes go through the same path; `firesync status` reports each state.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "tests/harness/agent_util.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EMPLOYEES                                                                                 \
+    "[[collections]]\npath = \"employees\"\ntable = \"employees\"\nhistory = true\n"             \
+    "[collections.columns]\n"                                                                     \
+    "name = { field = \"name\", type = \"VARCHAR(100)\" }\n"                                      \
+    "city = { field = \"address.city\", type = \"VARCHAR(100)\" }\n"                              \
+    "age = { field = \"age\", type = \"BIGINT\" }\n"
+
+#define WAIT_MS 20000
+
+static struct agent_env ae;
+
+static int teardown(void **state)
+{
+    (void)state;
+    agent_env_cleanup(&ae);
+    return 0;
+}
+
+static void start_healthy(const char *name, const char *colls, const char *agent_extra)
+{
+    assert_int_equal(agent_env_init(&ae, name, colls, agent_extra), 0);
+    assert_int_equal(agent_start(&ae, NULL, NULL), 0);
+    if (!agent_wait_state(&ae, "healthy", WAIT_MS))
+        fail_msg("the agent did not become healthy; see %s/agent-%d.log", ae.dir, ae.runs);
+}
+
+static const char *row(const char *id, const char *col)
+{
+    return sql_scalar(&ae, "SELECT IFNULL(%s,'NULL') FROM employees WHERE id='%s'", col, id);
+}
+
+#define ANA "{\"name\":{\"stringValue\":\"Ana\"},\"age\":{\"integerValue\":\"41\"}," \
+            "\"address\":{\"mapValue\":{\"fields\":{\"city\":{\"stringValue\":\"Lisboa\"}}}}}"
+
+static void test_create_update_nested_remove_delete_and_recreate_end_equal(void **state)
+{
+    (void)state;
+    start_healthy("lifecycle", EMPLOYEES, NULL);
+    assert_int_equal(fs_put(&ae, "employees", "e1", ANA), 0);
+    assert_true(sql_wait(&ae, "Lisboa", WAIT_MS, "SELECT city FROM employees WHERE id='e1'"));
+    assert_string_equal(row("e1", "name"), "Ana");
+    assert_string_equal(row("e1", "age"), "41");
+    /* nested field */
+    assert_int_equal(fs_put(&ae, "employees", "e1",
+                            "{\"name\":{\"stringValue\":\"Ana\"},\"age\":{\"integerValue\":\"41\"},"
+                            "\"address\":{\"mapValue\":{\"fields\":{\"city\":{\"stringValue\":"
+                            "\"Porto\"}}}}}"),
+                     0);
+    assert_true(sql_wait(&ae, "Porto", WAIT_MS, "SELECT city FROM employees WHERE id='e1'"));
+    /* a field removed */
+    assert_int_equal(fs_put(&ae, "employees", "e1", "{\"name\":{\"stringValue\":\"Ana\"}}"), 0);
+    assert_true(sql_wait(&ae, "NULL", WAIT_MS,
+                         "SELECT IFNULL(city,'NULL') FROM employees WHERE id='e1'"));
+    assert_string_equal(row("e1", "age"), "NULL");
+    /* deleted: soft */
+    assert_int_equal(fs_delete(&ae, "employees", "e1"), 0);
+    assert_true(sql_wait(&ae, "1", WAIT_MS,
+                         "SELECT deleted_at IS NOT NULL FROM employees WHERE id='e1'"));
+    assert_string_equal(row("e1", "name"), "Ana");
+    /* re-created */
+    assert_int_equal(fs_put(&ae, "employees", "e1", ANA), 0);
+    assert_true(sql_wait(&ae, "0", WAIT_MS,
+                         "SELECT deleted_at IS NOT NULL FROM employees WHERE id='e1'"));
+    assert_string_equal(row("e1", "city"), "Lisboa");
+    /* the history has each change once: create, 2 updates, delete, create */
+    assert_true(sql_wait(&ae, "CREATE,UPDATE,UPDATE,DELETE,CREATE", WAIT_MS,
+                         "SELECT GROUP_CONCAT(op ORDER BY update_time, applied_at) FROM "
+                         "firesync_changes WHERE doc_key='e1'"));
+    assert_int_equal(agent_stop(&ae, SIGTERM, 10000), 0);
+}
+
+static void test_only_changed_columns_are_written(void **state)
+{
+    (void)state;
+    start_healthy("columns", EMPLOYEES, NULL);
+    assert_int_equal(fs_put(&ae, "employees", "e1", ANA), 0);
+    assert_true(sql_wait(&ae, "Ana", WAIT_MS, "SELECT name FROM employees WHERE id='e1'"));
+    /* set by hand in MySQL; the next change does not touch `name` */
+    assert_int_equal(sql_exec(&ae, "UPDATE employees SET name='set by hand' WHERE id='e1'"), 0);
+    assert_int_equal(fs_put(&ae, "employees", "e1",
+                            "{\"name\":{\"stringValue\":\"Ana\"},\"age\":{\"integerValue\":\"42\"},"
+                            "\"address\":{\"mapValue\":{\"fields\":{\"city\":{\"stringValue\":"
+                            "\"Lisboa\"}}}}}"),
+                     0);
+    assert_true(sql_wait(&ae, "42", WAIT_MS, "SELECT age FROM employees WHERE id='e1'"));
+    assert_string_equal(row("e1", "name"), "set by hand");
+    assert_int_equal(agent_stop(&ae, SIGTERM, 10000), 0);
+}
+
+static void burst(int from, int n, const char *tag)
+{
+    size_t cap = (size_t)n * 400 + 64, o = 0;
+    char *w = malloc(cap);
+
+    o += (size_t)snprintf(w + o, cap - o, "{\"writes\":[");
+    for (int i = from; i < from + n; i++)
+        o += (size_t)snprintf(w + o, cap - o,
+                              "%s{\"update\":{\"name\":\"projects/%s/databases/(default)/documents/"
+                              "employees/b%04d\",\"fields\":{\"name\":{\"stringValue\":\"%s%d\"},"
+                              "\"age\":{\"integerValue\":\"%d\"}}}}",
+                              i > from ? "," : "", ae.project, i, tag, i, i);
+    snprintf(w + o, cap - o, "]}");
+    assert_int_equal(fs_commit(&ae, w), 0);
+    free(w);
+}
+
+static void test_burst_of_a_thousand_changes_ends_equal(void **state)
+{
+    (void)state;
+    start_healthy("burst", EMPLOYEES, NULL);
+    for (int i = 0; i < 1000; i += 100)
+        burst(i, 100, "v1-");
+    for (int i = 0; i < 1000; i += 250) /* and update them all again */
+        burst(i, 250, "v2-");
+    assert_true(sql_wait(&ae, "1000", 60000,
+                         "SELECT COUNT(*) FROM employees WHERE name = CONCAT('v2-', age)"));
+    assert_string_equal(sql_scalar(&ae, "SELECT COUNT(*) FROM employees"), "1000");
+    assert_int_equal(agent_stop(&ae, SIGTERM, 10000), 0);
+}
+
+static void test_reset_with_five_thousand_unchanged_documents_writes_nothing(void **state)
+{
+    long before, after;
+    (void)state;
+    assert_int_equal(agent_env_init(&ae, "reset5000", EMPLOYEES, NULL), 0);
+    for (int i = 0; i < 5000; i += 500)
+        burst(i, 500, "x");
+    assert_int_equal(agent_start(&ae, NULL, NULL), 0);
+    assert_true(agent_wait_state(&ae, "healthy", 60000));
+    assert_true(sql_wait(&ae, "5000", 60000, "SELECT COUNT(*) FROM employees"));
+    before = rows_changed(&ae, "employees");
+    /* one write: the emulator re-sends all 5,001 documents */
+    assert_int_equal(fs_put(&ae, "employees", "new", ANA), 0);
+    assert_true(sql_wait(&ae, "5001", WAIT_MS, "SELECT COUNT(*) FROM employees"));
+    assert_true(sql_wait(&ae, "1", WAIT_MS,
+                         "SELECT COUNT(*) FROM firesync_checkpoint WHERE read_time >= "
+                         "(SELECT fs_update_time FROM employees WHERE id='new')"));
+    after = rows_changed(&ae, "employees");
+    assert_int_equal(after - before, 1);
+    assert_int_equal(agent_stop(&ae, SIGTERM, 10000), 0);
+}
+
+static void test_sigterm_exits_zero_and_a_restart_resumes_without_repeating(void **state)
+{
+    (void)state;
+    start_healthy("restart", EMPLOYEES, NULL);
+    assert_int_equal(fs_put(&ae, "employees", "e1", ANA), 0);
+    assert_true(sql_wait(&ae, "1", WAIT_MS, "SELECT COUNT(*) FROM firesync_changes"));
+    assert_int_equal(agent_stop(&ae, SIGTERM, 5000), 0);
+    assert_string_equal(sql_scalar(&ae, "SELECT resume_token IS NOT NULL FROM firesync_checkpoint "
+                                        "WHERE target='employees'"),
+                        "1");
+    /* changed while the agent was away, then deleted while away */
+    assert_int_equal(fs_put(&ae, "employees", "e2", ANA), 0);
+    assert_int_equal(agent_start(&ae, NULL, NULL), 0);
+    assert_true(agent_wait_state(&ae, "healthy", WAIT_MS));
+    assert_true(sql_wait(&ae, "Ana", WAIT_MS, "SELECT name FROM employees WHERE id='e2'"));
+    assert_string_equal(sql_scalar(&ae, "SELECT COUNT(*) FROM firesync_changes WHERE doc_key='e1'"),
+                        "1");
+    assert_int_equal(agent_stop(&ae, SIGTERM, 5000), 0);
+    assert_int_equal(fs_delete(&ae, "employees", "e2"), 0);
+    assert_int_equal(agent_start(&ae, NULL, NULL), 0);
+    assert_true(sql_wait(&ae, "1", WAIT_MS,
+                         "SELECT deleted_at IS NOT NULL FROM employees WHERE id='e2'"));
+    assert_int_equal(agent_stop(&ae, SIGTERM, 5000), 0);
+}
+
+static void test_sigkill_at_random_points_loses_and_repeats_nothing(void **state)
+{
+    unsigned seed = (unsigned)time(NULL);
+    char fields[256];
+    (void)state;
+
+    print_message("seed %u\n", seed);
+    srand(seed);
+    start_healthy("sigkill", EMPLOYEES, NULL);
+    for (int round = 0; round < 10; round++) {
+        for (int k = 0; k < 5; k++) {
+            int id = rand() % 8;
+            char doc[16];
+            snprintf(doc, sizeof(doc), "k%d", id);
+            if (rand() % 5 == 0) {
+                fs_delete(&ae, "employees", doc);
+            } else {
+                snprintf(fields, sizeof(fields),
+                         "{\"name\":{\"stringValue\":\"r%d-%d\"},\"age\":{\"integerValue\":\"%d\"}}",
+                         round, k, rand() % 100);
+                assert_int_equal(fs_put(&ae, "employees", doc, fields), 0);
+            }
+            usleep((useconds_t)(rand() % 200) * 1000);
+        }
+        agent_stop(&ae, SIGKILL, 5000);
+        if (rand() % 2)
+            fs_put(&ae, "employees", "while-down", "{\"name\":{\"stringValue\":\"x\"}}");
+        assert_int_equal(agent_start(&ae, NULL, NULL), 0);
+    }
+    assert_true(agent_wait_state(&ae, "healthy", WAIT_MS));
+    /* every document equal: compare against the emulator, document by document */
+    for (int id = 0; id < 8; id++) {
+        char doc[16], path[256], want[128];
+        buf out;
+        long status = 0;
+        fserr e = {0};
+        struct svc_env env = ae.svc;
+        snprintf(doc, sizeof(doc), "k%d", id);
+        snprintf(path, sizeof(path), "/v1/projects/%s/databases/(default)/documents/employees/%s",
+                 ae.project, doc);
+        buf_init(&out, 1 << 20);
+        assert_int_equal(svc_http(&env, "GET", path, NULL, &out, &status, &e), 0);
+        if (status == 404) {
+            snprintf(want, sizeof(want), "gone");
+        } else {
+            const char *n = strstr(buf_str(&out), "\"stringValue\": \"");
+            assert_non_null(n);
+            snprintf(want, sizeof(want), "%.*s", (int)strcspn(n + 16, "\""), n + 16);
+        }
+        buf_release(&out);
+        assert_true(sql_wait(&ae, want, WAIT_MS,
+                             "SELECT IF(deleted_at IS NULL, name, 'gone') FROM employees WHERE "
+                             "id='%s' UNION ALL SELECT 'gone' LIMIT 1",
+                             doc));
+    }
+    /* nothing applied twice: one history row per (document, update time, operation) */
+    assert_string_equal(sql_scalar(&ae, "SELECT COUNT(*) FROM (SELECT doc_key, update_time, op, "
+                                        "COUNT(*) c FROM firesync_changes GROUP BY 1,2,3 "
+                                        "HAVING c > 1) d"),
+                        "0");
+    assert_int_equal(agent_stop(&ae, SIGTERM, 10000), 0);
+}
+
+static void test_simulated_change_goes_through_the_pipeline_and_real_changes_win(void **state)
+{
+    char out[4096];
+    (void)state;
+    start_healthy("simulate", EMPLOYEES, NULL);
+    assert_int_equal(run_firesync(&ae, out, sizeof(out), "simulate-change", "--config", ae.config,
+                                  "--collection", "employees", "--doc", "s1", "--type", "CREATE",
+                                  "--data", "{\"name\":\"Sim\",\"age\":7,\"address\":{\"city\":\"X\"}}",
+                                  NULL),
+                     0);
+    assert_true(sql_wait(&ae, "Sim", WAIT_MS, "SELECT name FROM employees WHERE id='s1'"));
+    assert_true(sql_wait(&ae, "simulated", WAIT_MS,
+                         "SELECT source FROM firesync_changes WHERE doc_key='s1'"));
+    assert_int_equal(run_firesync(&ae, out, sizeof(out), "simulate-change", "--config", ae.config,
+                                  "--collection", "nope", "--doc", "s1", "--type", "CREATE", NULL),
+                     1);
+    assert_non_null(strstr(out, "collection \"nope\" is not configured"));
+    /* a later real change wins */
+    assert_int_equal(fs_put(&ae, "employees", "s1", ANA), 0);
+    assert_true(sql_wait(&ae, "Ana", WAIT_MS, "SELECT name FROM employees WHERE id='s1'"));
+    assert_int_equal(agent_stop(&ae, SIGTERM, 10000), 0);
+}
+
+static void test_status_exit_codes_follow_the_agent(void **state)
+{
+    char out[8192];
+    (void)state;
+    start_healthy("status", EMPLOYEES, "stream_grace = \"2s\"");
+    assert_int_equal(run_firesync(&ae, out, sizeof(out), "status", "--config", ae.config, NULL), 0);
+    assert_non_null(strstr(out, "firesync healthy"));
+    assert_int_equal(run_firesync(&ae, out, sizeof(out), "status", "--live", "--config", ae.config,
+                                  NULL),
+                     0);
+    assert_int_equal(run_firesync(&ae, out, sizeof(out), "status", "--json", "--status-file",
+                                  ae.status, NULL),
+                     0);
+    assert_non_null(strstr(out, "\"collections\""));
+    agent_stop(&ae, SIGKILL, 5000);
+    assert_int_equal(run_firesync(&ae, out, sizeof(out), "status", "--config", ae.config, NULL), 3);
+    assert_non_null(strstr(out, "is not running"));
+}
+
+static void test_stream_down_past_grace_is_unhealthy(void **state)
+{
+    char out[8192], cfg[4096];
+    FILE *f;
+    (void)state;
+    assert_int_equal(agent_env_init(&ae, "down", EMPLOYEES, "stream_grace = \"1s\""), 0);
+    /* point the agent at a port where nothing listens */
+    f = fopen(ae.config, "r");
+    cfg[fread(cfg, 1, sizeof(cfg) - 1, f)] = '\0';
+    fclose(f);
+    {
+        char port[32], *p, fixed[4200];
+        snprintf(port, sizeof(port), "127.0.0.1:%d", ae.svc.emulator_port);
+        p = strstr(cfg, port);
+        assert_non_null(p);
+        snprintf(fixed, sizeof(fixed), "%.*s127.0.0.1:1%s", (int)(p - cfg), cfg, p + strlen(port));
+        f = fopen(ae.config, "w");
+        fputs(fixed, f);
+        fclose(f);
+    }
+    assert_int_equal(agent_start(&ae, NULL, NULL), 0);
+    assert_true(agent_wait_state(&ae, "unhealthy", WAIT_MS));
+    assert_int_equal(run_firesync(&ae, out, sizeof(out), "status", "--config", ae.config, NULL), 2);
+    assert_int_equal(agent_stop(&ae, SIGTERM, 10000), 0);
+}
+
+#define T(f) cmocka_unit_test_teardown(f, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_create_update_nested_remove_delete_and_recreate_end_equal),
+        T(test_only_changed_columns_are_written),
+        T(test_burst_of_a_thousand_changes_ends_equal),
+        T(test_reset_with_five_thousand_unchanged_documents_writes_nothing),
+        T(test_sigterm_exits_zero_and_a_restart_resumes_without_repeating),
+        T(test_sigkill_at_random_points_loses_and_repeats_nothing),
+        T(test_simulated_change_goes_through_the_pipeline_and_real_changes_win),
+        T(test_status_exit_codes_follow_the_agent),
+        T(test_stream_down_past_grace_is_unhealthy),
+    };
+    return cmocka_run_group_tests_name("agent", tests, NULL, NULL);
+}
