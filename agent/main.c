@@ -12,6 +12,7 @@
 #include "agent/tail.h"
 #include "common/log.h"
 #include "mysql/conn.h"
+#include "mysql/sink.h"
 
 #include <cjson/cJSON.h>
 #include <mysql.h>
@@ -35,6 +36,7 @@ static int cmd_check_config(int argc, char **argv);
 static int cmd_status(int argc, char **argv);
 static int cmd_tail(int argc, char **argv);
 static int cmd_run(int argc, char **argv);
+static int cmd_schema(int argc, char **argv);
 static int cmd_simulate(int argc, char **argv);
 static int cmd_resync(int argc, char **argv);
 
@@ -83,6 +85,14 @@ static const struct command commands[] = {
      "Exit status (the monitoring-plugin convention): 0 healthy, 1 warning, 2 unhealthy,\n"
      "3 unknown (no file, unreadable, or stale: its agent is gone or it is not refreshed).\n",
      cmd_status},
+    {"schema", "print the MySQL DDL for the mapping and firesync's own tables",
+     "usage: firesync schema [--config FILE]\n"
+     "\n"
+     "Prints CREATE TABLE IF NOT EXISTS statements for every mapped collection and for the\n"
+     "checkpoint, change-history and dead-letter tables, as `firesync run` creates them when\n"
+     "mysql.create_tables is on. Without create_tables, a DBA runs this DDL once; the agent\n"
+     "then only needs SELECT, INSERT and UPDATE on the database.\n",
+     cmd_schema},
     {"simulate-change", "push a made-up change through the running agent's diff and sink",
      "usage: firesync simulate-change --collection PATH --doc ID --type CREATE|UPDATE|DELETE\n"
      "                                [--data JSON] [--config FILE]\n"
@@ -344,6 +354,42 @@ static int cmd_run(int argc, char **argv)
     rc = agent_run(&opt, &e);
     mysql_library_end();
     return rc;
+}
+
+static int cmd_schema(int argc, char **argv)
+{
+    const char *config = CFG_DEFAULT_PATH;
+    struct cfg *c = NULL;
+    buf errors, out;
+    fserr e = {0};
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config = argv[++i];
+        } else {
+            fprintf(stderr, "firesync schema: unknown or incomplete option '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    buf_init(&errors, 0);
+    if (cfg_load_file(config, &c, &errors, &e) != 0) {
+        fprintf(stderr, "%s", errors.len ? buf_str(&errors) : "");
+        if (!errors.len)
+            fprintf(stderr, "firesync: %s\n", e.msg);
+        buf_release(&errors);
+        return 1;
+    }
+    buf_release(&errors);
+    buf_init(&out, 0);
+    rc = sink_schema_sql(c, &out);
+    if (rc)
+        fprintf(stderr, "firesync schema: %s\n", fserr_str(rc));
+    else
+        fputs(buf_str(&out), stdout);
+    buf_release(&out);
+    cfg_free(c);
+    return rc ? 1 : 0;
 }
 
 static int cmd_simulate(int argc, char **argv)

@@ -201,6 +201,13 @@ static bool loopback_host(const char *host)
     return false;
 }
 
+/* The Google Cloud metadata server: link-local, reachable only from the instance itself, and
+ * served over plain HTTP only. Exactly this address, never a name that DNS could redirect. */
+static bool metadata_host(const char *host)
+{
+    return strcmp(host, "169.254.169.254") == 0;
+}
+
 /* Parses and checks url; on success *out (when non-NULL) gets the parsed handle and label
  * "scheme://host[:port]/path". */
 static int parse_url(const char *url, CURLU **out, char *label, size_t label_n, fserr *e)
@@ -226,10 +233,11 @@ static int parse_url(const char *url, CURLU **out, char *label, size_t label_n, 
                            scheme);
             goto out;
         }
-        if (!loopback_host(host)) {
+        if (!loopback_host(host) && !metadata_host(host)) {
             rc = fserr_set(e, FS_EINVAL,
                            "http: plain http:// to '%.100s' refused: without TLS only a "
-                           "loopback host (127.0.0.0/8, ::1, localhost) may be reached",
+                           "loopback host (127.0.0.0/8, ::1, localhost) or the metadata "
+                           "server (169.254.169.254) may be reached",
                            host);
             goto out;
         }
@@ -862,7 +870,8 @@ http_request *http_request_new(http_client *c, const struct http_req_opts *o, fs
     {
         char *host = NULL;
         curl_url_get(r->url, CURLUPART_HOST, &host, 0);
-        set_options(r, o, host && loopback_host(host));
+        /* no proxy for loopback or the metadata server: neither is reached through one */
+        set_options(r, o, host && (loopback_host(host) || metadata_host(host)));
         curl_free(host);
     }
     rc = set_method(r->h, o, e);

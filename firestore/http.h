@@ -12,7 +12,8 @@
  *
  * Safety rules enforced here, whatever the caller asks:
  *   - TLS is always verified (peer and host name); there is no option to turn it off.
- *   - Plain http:// is refused unless the host is loopback (127.0.0.0/8, ::1, localhost);
+ *   - Plain http:// is refused unless the host is loopback (127.0.0.0/8, ::1, localhost) or
+ *     the Google Cloud metadata server's link-local address (169.254.169.254);
  *     every other scheme is refused. Redirects are never followed.
  *   - A buffered response body has a hard cap; a streamed one may have one too.
  *   - Error messages name the method, host and path, never the query, headers or body (where

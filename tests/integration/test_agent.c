@@ -319,6 +319,98 @@ static void test_stream_down_past_grace_is_unhealthy(void **state)
     assert_int_equal(agent_stop(&ae, SIGTERM, 10000), 0);
 }
 
+static void replace_in_config(const char *from, const char *to)
+{
+    char text[16384], out[17000], *p;
+    FILE *f = fopen(ae.config, "r");
+    size_t n;
+
+    assert_non_null(f);
+    n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    p = strstr(text, from);
+    assert_non_null(p);
+    snprintf(out, sizeof(out), "%.*s%s%s", (int)(p - text), text, to, p + strlen(from));
+    f = fopen(ae.config, "w");
+    fputs(out, f);
+    fclose(f);
+}
+
+static bool log_contains(const char *needle, int timeout_ms)
+{
+    char path[700], text[1 << 16];
+    for (int waited = 0; waited < timeout_ms; waited += 100) {
+        FILE *f;
+        snprintf(path, sizeof(path), "%s/agent-%d.log", ae.dir, ae.runs);
+        f = fopen(path, "r");
+        if (f) {
+            size_t n = fread(text, 1, sizeof(text) - 1, f);
+            text[n] = '\0';
+            fclose(f);
+            if (strstr(text, needle))
+                return true;
+        }
+        usleep(100000);
+    }
+    return false;
+}
+
+static void test_minimal_grant_works_with_tables_from_firesync_schema(void **state)
+{
+    char *ddl = malloc(1 << 16), sql[512];
+    fserr e = {0};
+    (void)state;
+    assert_int_equal(agent_env_init(&ae, "grant", EMPLOYEES, NULL), 0);
+    /* a DBA creates the tables from `firesync schema` and grants only what the README says */
+    assert_int_equal(run_firesync(&ae, ddl, 1 << 16, "schema", "--config", ae.config, NULL), 0);
+    assert_non_null(strstr(ddl, "CREATE TABLE IF NOT EXISTS `employees`"));
+    snprintf(sql, sizeof(sql), "USE `%s`;", ae.db);
+    {
+        size_t n = strlen(sql) + strlen(ddl) + 1;
+        char *all = malloc(n);
+        snprintf(all, n, "%s%s", sql, ddl);
+        assert_int_equal(svc_mysql_exec(&ae.svc, all, &e), 0);
+        free(all);
+    }
+    snprintf(sql, sizeof(sql),
+             "CREATE USER IF NOT EXISTS 'fsmin'@'localhost' IDENTIFIED BY 'fs-pass-123';"
+             "GRANT SELECT, INSERT, UPDATE ON `%s`.* TO 'fsmin'@'localhost';",
+             ae.db);
+    assert_int_equal(svc_mysql_exec(&ae.svc, sql, &e), 0);
+    replace_in_config("user = \"firesync\"", "user = \"fsmin\"\ncreate_tables = false");
+    assert_int_equal(agent_start(&ae, NULL, NULL), 0);
+    assert_true(agent_wait_state(&ae, "healthy", WAIT_MS));
+    assert_int_equal(fs_put(&ae, "employees", "g1", ANA), 0);
+    assert_true(sql_wait(&ae, "Ana", WAIT_MS, "SELECT name FROM employees WHERE id='g1'"));
+    assert_int_equal(fs_delete(&ae, "employees", "g1"), 0);
+    assert_true(sql_wait(&ae, "1", WAIT_MS,
+                         "SELECT deleted_at IS NOT NULL FROM employees WHERE id='g1'"));
+    assert_int_equal(agent_stop(&ae, SIGTERM, 10000), 0);
+    free(ddl);
+}
+
+static void test_sighup_applies_live_settings_and_refuses_mapping_changes(void **state)
+{
+    (void)state;
+    start_healthy("sighup", EMPLOYEES, NULL);
+    replace_in_config("log_level = \"debug\"", "log_level = \"info\"");
+    kill(ae.pid, SIGHUP);
+    assert_true(log_contains("SIGHUP: configuration reloaded", 10000));
+    replace_in_config("age = { field = \"age\", type = \"BIGINT\" }",
+                      "age = { field = \"age\", type = \"BIGINT\" }\n"
+                      "zip = { field = \"zip\", type = \"TEXT\" }");
+    kill(ae.pid, SIGHUP);
+    assert_true(log_contains("need a restart", 10000));
+    replace_in_config("[mysql]", "[mysql]\nbogus_key = 1");
+    kill(ae.pid, SIGHUP);
+    assert_true(log_contains("unknown key 'bogus_key' in [mysql]", 10000));
+    /* still running the old configuration, and healthy */
+    assert_int_equal(fs_put(&ae, "employees", "h1", ANA), 0);
+    assert_true(sql_wait(&ae, "Ana", WAIT_MS, "SELECT name FROM employees WHERE id='h1'"));
+    assert_int_equal(agent_stop(&ae, SIGTERM, 10000), 0);
+}
+
 #define T(f) cmocka_unit_test_teardown(f, teardown)
 
 int main(void)
@@ -333,6 +425,8 @@ int main(void)
         T(test_simulated_change_goes_through_the_pipeline_and_real_changes_win),
         T(test_status_exit_codes_follow_the_agent),
         T(test_stream_down_past_grace_is_unhealthy),
+        T(test_minimal_grant_works_with_tables_from_firesync_schema),
+        T(test_sighup_applies_live_settings_and_refuses_mapping_changes),
     };
     return cmocka_run_group_tests_name("agent", tests, NULL, NULL);
 }

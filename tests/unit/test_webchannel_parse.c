@@ -329,6 +329,10 @@ static void test_plain_http_is_refused_off_loopback(void **state)
     assert_int_equal(http_check_url("http://127.0.0.1@evil.example/x", NULL), FS_EINVAL);
     assert_int_equal(http_check_url("http://localhost.evil.example/x", NULL), FS_EINVAL);
     assert_int_equal(http_check_url("ftp://127.0.0.1/x", NULL), FS_EINVAL);
+    /* the metadata server's link-local address, and nothing else link-local */
+    assert_int_equal(http_check_url("http://169.254.169.254/computeMetadata/v1/x", NULL), 0);
+    assert_int_equal(http_check_url("http://169.254.169.253/x", NULL), FS_EINVAL);
+    assert_int_equal(http_check_url("http://metadata.google.internal/x", NULL), FS_EINVAL);
     assert_int_equal(http_check_url("not a url", NULL), FS_EINVAL);
 }
 
