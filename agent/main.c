@@ -464,6 +464,16 @@ static int cmd_simulate(int argc, char **argv)
     return rc;
 }
 
+static const char *jstr(const cJSON *o, const char *key)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
+}
+
+static double jnum(const cJSON *o, const char *key)
+{
+    return cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, key));
+}
+
 /* The entry of `path` in a control answer's "collections", or NULL. */
 static const cJSON *coll_entry(const cJSON *reply, const char *path)
 {
@@ -471,11 +481,24 @@ static const cJSON *coll_entry(const cJSON *reply, const char *path)
 
     cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(reply, "collections"))
     {
-        const char *p = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "path"));
-        if (p && strcmp(p, path) == 0)
+        if (jstr(c, "path") && strcmp(jstr(c, "path"), path) == 0)
             return c;
     }
     return NULL;
+}
+
+/* True when every run named in `started` has ended according to `now`. */
+static bool runs_ended(const cJSON *started, const cJSON *now)
+{
+    const cJSON *c;
+
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(started, "collections"))
+    {
+        const cJSON *n = coll_entry(now, jstr(c, "path") ? jstr(c, "path") : "");
+        if (!n || jnum(n, "ended") < jnum(c, "run"))
+            return false;
+    }
+    return true;
 }
 
 /* Polls the agent until every run named in `started` has ended; prints the results. */
@@ -488,7 +511,6 @@ static int wait_resync(const char *sock, const cJSON *started)
     for (;;) {
         const cJSON *c;
         cJSON *st;
-        bool all = true;
         buf out;
         buf_init(&out, 1u << 20);
         if (control_request(sock, "{\"cmd\":\"resync-status\"}", &out, &e) != 0) {
@@ -498,28 +520,20 @@ static int wait_resync(const char *sock, const cJSON *started)
         }
         st = cJSON_Parse(buf_str(&out));
         buf_release(&out);
+        if (!runs_ended(started, st)) {
+            cJSON_Delete(st);
+            nanosleep(&pause, NULL);
+            continue;
+        }
         cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(started, "collections"))
         {
-            const char *path = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "path"));
-            const cJSON *now = coll_entry(st, path ? path : "");
-            double run = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(c, "run"));
-            all = all && now && cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(now, "ended")) >= run;
-        }
-        if (all) {
-            cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(started, "collections"))
-            {
-                const char *path = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "path"));
-                const cJSON *now = coll_entry(st, path ? path : "");
-                const char *state = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(now, "state"));
-                const char *res = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(now, "result"));
-                failed += state && strcmp(state, "failed") == 0;
-                printf("%s: %s\n", path, res ? res : "?");
-            }
-            cJSON_Delete(st);
-            return failed ? 1 : 0;
+            const char *path = jstr(c, "path") ? jstr(c, "path") : "?";
+            const cJSON *n = coll_entry(st, path);
+            failed += jstr(n, "state") && strcmp(jstr(n, "state"), "failed") == 0;
+            printf("%s: %s\n", path, jstr(n, "result") ? jstr(n, "result") : "?");
         }
         cJSON_Delete(st);
-        nanosleep(&pause, NULL);
+        return failed ? 1 : 0;
     }
 }
 
@@ -567,20 +581,20 @@ static int cmd_resync(int argc, char **argv)
     reply = rc ? NULL : cJSON_Parse(buf_str(&out));
     buf_release(&out);
     if (rc || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "ok"))) {
-        const char *msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(reply, "error"));
-        fprintf(stderr, "firesync resync: %s\n", rc ? e.msg : msg ? msg : "no valid answer from the agent");
+        const char *msg = jstr(reply, "error");
+        fprintf(stderr, "firesync resync: %s\n",
+                rc ? e.msg : msg ? msg : "no valid answer from the agent");
         cJSON_Delete(reply);
         free(sock);
         return 1;
     }
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(reply, "collections"))
     {
-        const char *note = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "note"));
-        const char *path = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "path"));
-        if (note)
-            printf("%s: %s%s\n", path ? path : "?", note, wait ? "; waiting for it" : "");
+        const char *path = jstr(it, "path") ? jstr(it, "path") : "?";
+        if (jstr(it, "note"))
+            printf("%s: %s%s\n", path, jstr(it, "note"), wait ? "; waiting for it" : "");
         else
-            printf("%s: resync started\n", path ? path : "?");
+            printf("%s: resync started\n", path);
     }
     fflush(stdout);
     rc = wait ? wait_resync(sock, reply) : 0;

@@ -29,13 +29,14 @@
 #include <time.h>
 
 #define TICK_MS 1000
-#define MAX_ATTEMPTS 8              /* failed reads of one page before the run fails */
+#define MAX_ATTEMPTS 8 /* failed reads of one page before the run fails */
 #define RETRY_MIN_MS 1000
 #define RETRY_MAX_MS 60000
-#define FAILED_AGAIN_MS (10 * 60000) /* a failed run is tried again after this (at most interval) */
-#define QUEUE_WAIT_MS 100           /* the sink is busy: look again after this */
-#define DEFERRED_PER_PAGE 10        /* undecided keys kept: this many pages' worth, ... */
-#define DEFERRED_MIN 10000          /* ... and at least this many (about 1 MiB) */
+#define FAILED_AGAIN_MS (10 * 60000) /* a failed run is tried again after this (at most interval)  \
+                                      */
+#define QUEUE_WAIT_MS 100            /* the sink is busy: look again after this */
+#define DEFERRED_PER_PAGE 10         /* undecided keys kept: this many pages' worth, ... */
+#define DEFERRED_MIN 10000           /* ... and at least this many (about 1 MiB) */
 
 struct run {
     struct resync *r;
@@ -58,7 +59,7 @@ struct run {
     bool have_ahead, last_read, in_sink;
     struct fs_time read_time;
     bool have_read_time;
-    char *after;           /* full name of the last document read (startAt) */
+    char *after; /* full name of the last document read (startAt) */
     struct sink_page_key bmax, f_last, settled;
     struct sink_page_key *deferred;
     size_t ndeferred;
@@ -66,7 +67,10 @@ struct run {
     int64_t started_us, mono_start_ms, fetch_after_ms;
     int attempts;
     uint64_t pages;
-    struct { bool exists, live; int64_t us; } *seen; /* the index per document of the sink page */
+    struct {
+        bool exists, live;
+        int64_t us;
+    } * seen; /* the index per document of the sink page */
     /* the query */
     char *parent, *collection_id;
     bool group;
@@ -83,13 +87,13 @@ struct resync {
     struct run *runs;
     size_t n;
     struct status_resync *status; /* one per collection */
-    char *docroot; /* "projects/P/databases/D/documents/" */
+    char *docroot;                /* "projects/P/databases/D/documents/" */
     size_t rootlen;
     uv_timer_t tick;
     uv_async_t async;
     pthread_mutex_t mu;
     struct done_node *done_head; /* committed pages, handed over by the sink thread */
-    int64_t next_slot_ms; /* pacing over all runs (loop time) */
+    int64_t next_slot_ms;        /* pacing over all runs (loop time) */
     int64_t started_us;
     int64_t down_since_us; /* stream down since, 0 when up */
     bool fallback_fired, stopping, closed;
@@ -449,7 +453,7 @@ static void advance(struct run *u)
         uv_timer_start(&u->timer, on_timer, (uint64_t)wait, 0);
 }
 
-/* ---- pages back from the sink ----------------------------------------------------------------- */
+/* ---- pages back from the sink --------------------------------------------------------------- */
 
 /* On the sink thread, after the commit. */
 static void page_done(void *ud, struct sink_page *pg)
@@ -474,14 +478,15 @@ static void refresh(struct run *u, const struct sink_page *pg)
 
     for (size_t i = 0; i < pg->ndocs; i++) {
         const struct sink_page_doc *doc = &pg->docs[i];
-        struct diff_refresh f = {doc->key.p, doc->key.n, true, doc->update_us, doc->hashes,
-                                 true, u->seen[i].exists, u->seen[i].live, u->seen[i].us};
+        struct diff_refresh f = {doc->key.p,        doc->key.n,      true,
+                                 doc->update_us,    doc->hashes,     true,
+                                 u->seen[i].exists, u->seen[i].live, u->seen[i].us};
         if (doc->outcome == SINK_PAGE_EQUAL || doc->outcome == SINK_PAGE_WRITTEN)
             diff_refresh(d, u->coll, &f);
     }
     for (size_t i = 0; i < pg->ndeleted; i++) {
-        struct diff_refresh f = {pg->deleted[i].p, pg->deleted[i].n, false, pg->read_us, NULL,
-                                 false, false, false, 0};
+        struct diff_refresh f = {
+            pg->deleted[i].p, pg->deleted[i].n, false, pg->read_us, NULL, false, false, false, 0};
         diff_refresh(d, u->coll, &f);
     }
 }
@@ -505,8 +510,8 @@ static void handle_done(struct run *u, struct sink_page *pg)
     u->in_sink = false;
     if (u->active) {
         add_totals(&u->t, &pg->got);
-        u->deferred = xrealloc(u->deferred, (u->ndeferred + pg->ndeferred + 1) *
-                                                sizeof(*u->deferred));
+        u->deferred =
+            xrealloc(u->deferred, (u->ndeferred + pg->ndeferred + 1) * sizeof(*u->deferred));
         for (size_t i = 0; i < pg->ndeferred; i++)
             u->deferred[u->ndeferred++] = pg->deferred[i];
         free(pg->deferred);
@@ -543,7 +548,7 @@ static void on_async(uv_async_t *h)
     }
 }
 
-/* ---- runs ------------------------------------------------------------------------------------- */
+/* ---- runs ---------------------------------------------------------------------------------- */
 
 static int start(struct run *u, const char *why, fserr *e)
 {
@@ -647,7 +652,7 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
-/* ---- the resync ------------------------------------------------------------------------------- */
+/* ---- the resync ---------------------------------------------------------------------------- */
 
 /* The runQuery parent and collection id of a configured path ("employees", "shops/s1/items",
  * or a pattern "users/ * /orders", which is the collection group "orders"). */
@@ -674,8 +679,8 @@ static int load_run(struct resync *r, struct run *u, fserr *e)
         return rc;
     u->generation = st.generation;
     u->last_ok_us = st.finished_us;
-    u->due_us = (st.finished_us ? st.finished_us : r->started_us) +
-                r->env.cfg->resync.interval_ms * 1000;
+    u->due_us =
+        (st.finished_us ? st.finished_us : r->started_us) + r->env.cfg->resync.interval_ms * 1000;
     if (st.cursor) {
         u->resume = true;
         u->resume_cursor = st.cursor;

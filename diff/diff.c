@@ -387,8 +387,10 @@ void diff_refresh(struct diff *d, int coll, const struct diff_refresh *r)
     bool unmoved = r->seen && (en ? r->seen_exists && r->seen_us == en->time_us &&
                                         r->seen_live == live
                                   : !r->seen_exists);
+    bool newer =
+        en && (r->time_us > en->time_us || (r->time_us == en->time_us && r->live == live));
 
-    if (en && !unmoved && !(r->time_us > en->time_us || (r->time_us == en->time_us && r->live == live)))
+    if (en && !unmoved && !newer)
         return; /* the stream moved it past what the page found */
     if (!en && !(en = diff_index_put(c->ix, r->key, r->keylen)))
         return;

@@ -225,7 +225,7 @@ static void on_done(void *ud, const struct http_result *res)
         rest_error_text(res->body, res->body_len, &msg);
         /* throttling and the server's own failures pass; anything else is the query's fault */
         rc = res->status == 429 || res->status == 408 || res->status >= 500 ? FS_EHTTP
-                                                                           : FS_EHTTPSTATUS;
+                                                                            : FS_EHTTPSTATUS;
         fserr_set(&e, rc, "runQuery: HTTP %ld%s%s", res->status, msg.len ? ": " : "",
                   buf_str(&msg));
         buf_release(&msg);

@@ -183,7 +183,8 @@ static bool jstr_equal(const json_doc *a, int i, const json_doc *b, int j)
     buf x;
     bool eq;
 
-    if (!(json_tok_at(a, i)->flags & JSON_F_ESCAPED) && !(json_tok_at(b, j)->flags & JSON_F_ESCAPED))
+    if (!(json_tok_at(a, i)->flags & JSON_F_ESCAPED) &&
+        !(json_tok_at(b, j)->flags & JSON_F_ESCAPED))
         return an == bn && memcmp(ap, bp, an) == 0;
     buf_init(&x, 0);
     eq = json_str_unescape(a, i, &x, NULL) == 0 && json_str_eqn(b, j, buf_str(&x), x.len);
@@ -264,8 +265,7 @@ static bool json_equal(const char *a, size_t an, const char *b, size_t bn)
         return true; /* MariaDB keeps the text as written */
     json_doc_init(&x);
     json_doc_init(&y);
-    eq = json_parse(&x, a, an, NULL) == 0 && json_parse(&y, b, bn, NULL) == 0 &&
-         jeq(&x, 0, &y, 0);
+    eq = json_parse(&x, a, an, NULL) == 0 && json_parse(&y, b, bn, NULL) == 0 && jeq(&x, 0, &y, 0);
     json_doc_release(&x);
     json_doc_release(&y);
     return eq;
@@ -546,8 +546,7 @@ static int delete_text(struct pass *ps, struct stmt *st)
                         "UPDATE `%s` SET `deleted_at` = '%s', `fs_delete_time` = '%s', "
                         "`synced_at` = '%s' WHERE `deleted_at` IS NULL AND (`fs_update_time` IS "
                         "NULL OR `fs_update_time` < '%s') AND `%s` IN (",
-                        ps->cl->table, ps->rt, ps->rt, ps->c->now, ps->rt,
-                        sink_key_column(ps->cl));
+                        ps->cl->table, ps->rt, ps->rt, ps->c->now, ps->rt, sink_key_column(ps->cl));
     st->head_len = st->sql.len;
     return rc ? rc : buf_addc(&st->tail, ')');
 }
@@ -662,12 +661,13 @@ static int history_row(struct pass *ps, const char *op, const struct row *r,
         if ((upd && cell_same(ps, r, d, i)) || (!upd && !(d ? has : had)))
             continue;
         p = cJSON_AddObjectToObject(changed, cell_name(ps->cl, i));
-        cJSON_AddItemToObject(p, "old", had && strcmp(op, "CREATE") != 0
-                                            ? sink_value_json(ty, r->cell[i], r->cell_len[i], false)
-                                            : cJSON_CreateNull());
-        cJSON_AddItemToObject(p, "new", has ? sink_value_json(ty, d->cells[i].p, d->cells[i].len,
-                                                              false)
-                                            : cJSON_CreateNull());
+        cJSON_AddItemToObject(p, "old",
+                              had && strcmp(op, "CREATE") != 0
+                                  ? sink_value_json(ty, r->cell[i], r->cell_len[i], false)
+                                  : cJSON_CreateNull());
+        cJSON_AddItemToObject(p, "new",
+                              has ? sink_value_json(ty, d->cells[i].p, d->cells[i].len, false)
+                                  : cJSON_CreateNull());
     }
     js = cJSON_PrintUnformatted(changed);
     cJSON_Delete(changed);
@@ -1036,10 +1036,11 @@ static int write_state(struct pass *ps, fserr *e)
         rc = buf_printf(&sql, ",%s%s%s)", final ? "'" : "", final ? ps->c->now : "NULL",
                         final ? "'" : "");
     if (!rc)
-        rc = buf_adds(&sql, " ON DUPLICATE KEY UPDATE `resync_generation` = "
-                            "VALUES(`resync_generation`), `resync_started_at` = "
-                            "VALUES(`resync_started_at`), `resync_read_time` = "
-                            "VALUES(`resync_read_time`), `resync_cursor` = VALUES(`resync_cursor`)");
+        rc =
+            buf_adds(&sql, " ON DUPLICATE KEY UPDATE `resync_generation` = "
+                           "VALUES(`resync_generation`), `resync_started_at` = "
+                           "VALUES(`resync_started_at`), `resync_read_time` = "
+                           "VALUES(`resync_read_time`), `resync_cursor` = VALUES(`resync_cursor`)");
     if (!rc && final)
         rc = buf_adds(&sql, ", `resync_result` = VALUES(`resync_result`), `resync_finished_at` = "
                             "VALUES(`resync_finished_at`)");
@@ -1073,7 +1074,8 @@ static void check_docs(struct pass *ps)
                                     sink_num_ok(d->cells[k].p, d->cells[k].len)));
         if (!ok && d->cells) {
             log_warn("resync: collection %s: document key %.*s cannot be compared; left as it is",
-                     ps->cl->path, (int)(d->key.n > 200 ? 200 : d->key.n), d->key.p ? d->key.p : "");
+                     ps->cl->path, (int)(d->key.n > 200 ? 200 : d->key.n),
+                     d->key.p ? d->key.p : "");
             ps->pg->got.refused++;
             for (size_t k = 0; k < d->ncells; k++)
                 free(d->cells[k].p);

@@ -72,13 +72,13 @@ struct sink_page_doc {
 
 /* Counts of a run or of one page. */
 struct sink_page_totals {
-    uint64_t docs_read;    /* documents of the snapshot read so far */
-    uint64_t billed;       /* Firestore reads billed */
-    uint64_t differences;  /* rows that differed from the snapshot (deletes included) */
-    uint64_t fixed;        /* rows written: inserted + updated + soft_deleted */
+    uint64_t docs_read;   /* documents of the snapshot read so far */
+    uint64_t billed;      /* Firestore reads billed */
+    uint64_t differences; /* rows that differed from the snapshot (deletes included) */
+    uint64_t fixed;       /* rows written: inserted + updated + soft_deleted */
     uint64_t inserted, updated, soft_deleted;
-    uint64_t refused;      /* rows MySQL refused, documents that could not be compared */
-    uint64_t undecided;    /* rows whose deletion could not be decided (key order, see above) */
+    uint64_t refused;   /* rows MySQL refused, documents that could not be compared */
+    uint64_t undecided; /* rows whose deletion could not be decided (key order, see above) */
 };
 
 struct sink_page {
@@ -90,7 +90,7 @@ struct sink_page {
     struct sink_page_key settled;  /* rows at or before it (Firestore's order) are decided */
     struct sink_page_key *recheck; /* keys left undecided by earlier pages, now decidable */
     size_t nrecheck;
-    size_t max_deferred;           /* at most this many keys handed back in `deferred` */
+    size_t max_deferred; /* at most this many keys handed back in `deferred` */
     struct sink_page_doc *docs;
     size_t ndocs;
     /* resync state for the checkpoint table */
@@ -118,10 +118,10 @@ void sink_page_key_set(struct sink_page_key *k, const char *p, size_t n);
 struct sink_page_ctx {
     MYSQL *m;
     const struct cfg *cfg;
-    const char *now;      /* the batch's time, 'YYYY-MM-DD HH:MM:SS.ffffff' */
-    size_t stmt_max;      /* bytes per statement */
-    bool single;          /* one row per statement; a refused row is skipped */
-    unsigned int errnum;  /* out: the server's error number of a failed statement */
+    const char *now;     /* the batch's time, 'YYYY-MM-DD HH:MM:SS.ffffff' */
+    size_t stmt_max;     /* bytes per statement */
+    bool single;         /* one row per statement; a refused row is skipped */
+    unsigned int errnum; /* out: the server's error number of a failed statement */
     /* true when err (a server error number) concerns one row's values, not the sink */
     bool (*data_error)(void *ud, unsigned int err);
     void *ud;
@@ -144,9 +144,9 @@ void sink_page_summary(const struct sink_page_totals *t, int64_t duration_ms, ch
 struct sink_resync_state {
     int64_t generation;
     int64_t started_us, finished_us, read_us; /* 0 when NULL */
-    char *cursor;  /* owned; NULL when no run is in progress */
+    char *cursor;                             /* owned; NULL when no run is in progress */
     size_t cursor_len;
-    char *result;  /* owned; "" when none */
+    char *result; /* owned; "" when none */
 };
 /* Reads it (its own connection, before sink_start or from the loop's startup). */
 int sink_page_load_state(const struct cfg *cfg, const char *target, struct sink_resync_state *out,

@@ -17,6 +17,7 @@ libsystemd-dev
 libcmocka-dev
 mariadb-server
 mariadb-client
+systemd
 default-jre-headless
 curl
 ca-certificates

@@ -142,12 +142,13 @@ static void load_documents(const struct svc_env *env)
                        i > from ? "," : "", i);
             for (; *n; n++)
                 buf_printf(&w, *n == '"' ? "\\%c" : "%c", *n);
-            buf_printf(&w,
-                       " %d\"},\"no\":{\"integerValue\":\"%d\"},\"salary\":{\"doubleValue\":"
-                       "%d.25},\"active\":{\"booleanValue\":%s},\"hired\":{\"timestampValue\":"
-                       "\"2026-01-05T09:%02d:00.123456Z\"},\"address\":{\"mapValue\":{\"fields\":"
-                       "{\"city\":{\"stringValue\":\"%s\"}}}},\"note\":{\"stringValue\":\"n%d\"}}}}",
-                       i, i, 1000 + i % 5000, i % 3 ? "true" : "false", i % 60, city[i % 4], i);
+            buf_printf(
+                &w,
+                " %d\"},\"no\":{\"integerValue\":\"%d\"},\"salary\":{\"doubleValue\":"
+                "%d.25},\"active\":{\"booleanValue\":%s},\"hired\":{\"timestampValue\":"
+                "\"2026-01-05T09:%02d:00.123456Z\"},\"address\":{\"mapValue\":{\"fields\":"
+                "{\"city\":{\"stringValue\":\"%s\"}}}},\"note\":{\"stringValue\":\"n%d\"}}}}",
+                i, i, 1000 + i % 5000, i % 3 ? "true" : "false", i % 60, city[i % 4], i);
         }
         buf_adds(&w, "]}");
         buf_reset(&out);
@@ -288,8 +289,7 @@ static void closed(void *ud)
     (void)ud;
 }
 
-static void figure(const char *name, double v, const char *unit, const char *aim,
-                   const char *what)
+static void figure(const char *name, double v, const char *unit, const char *aim, const char *what)
 {
     printf("FIGURE|%s|%.2f|%s|%s|%s\n", name, v, unit, aim, what);
 }
@@ -351,8 +351,8 @@ int main(void)
     printf("first resync (empty table): %.1f s: %s\n", t_fill, st->result);
     check(st->docs_read == NDOCS && st->fixed == NDOCS, "the first resync did not write every row");
     before = rows_changed(&env);
-    sink_before = atomic_load(&sink_stats(sink)->created) + atomic_load(&sink_stats(sink)->updated) +
-                  atomic_load(&sink_stats(sink)->deleted);
+    sink_before = atomic_load(&sink_stats(sink)->created) +
+                  atomic_load(&sink_stats(sink)->updated) + atomic_load(&sink_stats(sink)->deleted);
     cpu = cpu_s();
     t_step = run_resync(&loop, rs, 2);
     cpu = cpu_s() - cpu;

@@ -22,16 +22,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STAFF                                                                                     \
-    "[[collections]]\npath = \"staff\"\ntable = \"staff\"\nhistory = true\n"                      \
-    "[collections.columns]\n"                                                                     \
-    "name = { field = \"name\", type = \"VARCHAR(100)\" }\n"                                      \
-    "age = { field = \"age\", type = \"BIGINT\" }\n"                                              \
-    "salary = { field = \"salary\", type = \"DECIMAL(12,2)\" }\n"                                 \
-    "score = { field = \"score\", type = \"DOUBLE\" }\n"                                          \
-    "active = { field = \"active\", type = \"BOOLEAN\" }\n"                                       \
-    "hired = { field = \"hired\", type = \"DATETIME(6)\" }\n"                                     \
-    "born = { field = \"born\", type = \"DATE\" }\n"                                              \
+#define STAFF                                                                                      \
+    "[[collections]]\npath = \"staff\"\ntable = \"staff\"\nhistory = true\n"                       \
+    "[collections.columns]\n"                                                                      \
+    "name = { field = \"name\", type = \"VARCHAR(100)\" }\n"                                       \
+    "age = { field = \"age\", type = \"BIGINT\" }\n"                                               \
+    "salary = { field = \"salary\", type = \"DECIMAL(12,2)\" }\n"                                  \
+    "score = { field = \"score\", type = \"DOUBLE\" }\n"                                           \
+    "active = { field = \"active\", type = \"BOOLEAN\" }\n"                                        \
+    "hired = { field = \"hired\", type = \"DATETIME(6)\" }\n"                                      \
+    "born = { field = \"born\", type = \"DATE\" }\n"                                               \
     "tags = { field = \"tags\", type = \"JSON\" }\n"
 
 /* small, slow pages: a run of 60 documents takes about six seconds */
@@ -136,8 +136,9 @@ static void test_rows_changed_deleted_and_added_by_hand_are_put_right(void **sta
     assert_string_equal(sql_scalar(&ae, "SELECT GROUP_CONCAT(op ORDER BY doc_key) FROM "
                                         "firesync_changes WHERE source='resync'"),
                         "UPDATE,UPDATE,CREATE,DELETE,CREATE,UPDATE,UPDATE");
-    assert_string_equal(sql_scalar(&ae, "SELECT JSON_EXTRACT(changed, '$.name.old') FROM "
-                                        "firesync_changes WHERE source='resync' AND doc_key='s003'"),
+    assert_string_equal(sql_scalar(&ae,
+                                   "SELECT JSON_EXTRACT(changed, '$.name.old') FROM "
+                                   "firesync_changes WHERE source='resync' AND doc_key='s003'"),
                         "\"by hand\"");
     /* right after: nothing to do, and MariaDB's own counters saw no row change */
     before = rows_changed(&ae, "staff") + rows_changed(&ae, "firesync_changes");
@@ -145,15 +146,14 @@ static void test_rows_changed_deleted_and_added_by_hand_are_put_right(void **sta
     assert_non_null(strstr(out, "0 differences, 0 fixed, 0 soft-deleted"));
     assert_int_equal(rows_changed(&ae, "staff") + rows_changed(&ae, "firesync_changes"), before);
     /* and the status shows the last result */
-    assert_int_equal(run_firesync(&ae, out, sizeof(out), "status", "--status-file", ae.status,
-                                  NULL),
-                     0);
+    assert_int_equal(
+        run_firesync(&ae, out, sizeof(out), "status", "--status-file", ae.status, NULL), 0);
     assert_non_null(strstr(out, "ok: 30 read (30 billed), 0 differences"));
     assert_int_equal(agent_stop(&ae, SIGTERM, 10000), 0);
 }
 
-static void test_documents_deleted_while_the_agent_was_stopped_are_soft_deleted_after_start(
-    void **state)
+static void
+test_documents_deleted_while_the_agent_was_stopped_are_soft_deleted_after_start(void **state)
 {
     char out[4096];
     (void)state;
@@ -174,8 +174,8 @@ static void test_documents_deleted_while_the_agent_was_stopped_are_soft_deleted_
                                    "NOW(6) - INTERVAL 7 HOUR"),
                      0);
     assert_int_equal(agent_start(&ae, NULL, NULL), 0);
-    assert_true(sql_wait(&ae, "5", WAIT_MS,
-                         "SELECT COUNT(*) FROM staff WHERE deleted_at IS NOT NULL"));
+    assert_true(
+        sql_wait(&ae, "5", WAIT_MS, "SELECT COUNT(*) FROM staff WHERE deleted_at IS NOT NULL"));
     assert_true(sql_wait(&ae, "1", WAIT_MS,
                          "SELECT resync_finished_at > NOW(6) - INTERVAL 1 MINUTE AND "
                          "resync_result LIKE 'ok:%%' FROM firesync_checkpoint"));
@@ -194,12 +194,11 @@ static void test_documents_updated_during_a_resync_keep_their_newest_values(void
     put_many("staff", 60, "N");
     start_agent();
     assert_true(sql_wait(&ae, "60", WAIT_MS, "SELECT COUNT(*) FROM staff"));
-    assert_int_equal(run_firesync(&ae, out, sizeof(out), "resync", "--no-wait", "--config",
-                                  ae.config, NULL),
-                     0);
+    assert_int_equal(
+        run_firesync(&ae, out, sizeof(out), "resync", "--no-wait", "--config", ae.config, NULL), 0);
     /* the snapshot is taken: change documents before and after the cursor */
-    assert_true(sql_wait(&ae, "1", WAIT_MS,
-                         "SELECT resync_cursor IS NOT NULL FROM firesync_checkpoint"));
+    assert_true(
+        sql_wait(&ae, "1", WAIT_MS, "SELECT resync_cursor IS NOT NULL FROM firesync_checkpoint"));
     assert_int_equal(fs_put(&ae, "staff", "s001", "{\"name\":{\"stringValue\":\"newer 1\"}}"), 0);
     assert_int_equal(fs_put(&ae, "staff", "s058", "{\"name\":{\"stringValue\":\"newer 58\"}}"), 0);
     assert_int_equal(fs_delete(&ae, "staff", "s057"), 0);
@@ -235,9 +234,8 @@ static void test_a_resync_killed_halfway_continues_at_the_next_start(void **stat
     assert_int_equal(sql_exec(&ae, "UPDATE staff SET name='by hand' WHERE id IN "
                                    "('s002','s057')"),
                      0);
-    assert_int_equal(run_firesync(&ae, out, sizeof(out), "resync", "--no-wait", "--config",
-                                  ae.config, NULL),
-                     0);
+    assert_int_equal(
+        run_firesync(&ae, out, sizeof(out), "resync", "--no-wait", "--config", ae.config, NULL), 0);
     /* a few pages in: kill it */
     assert_true(sql_wait(&ae, "1", WAIT_MS,
                          "SELECT resync_cursor >= 'staff/s015' FROM firesync_checkpoint"));
@@ -262,13 +260,12 @@ static void test_a_resync_killed_halfway_continues_at_the_next_start(void **stat
     assert_int_equal(agent_stop(&ae, SIGTERM, 10000), 0);
 }
 
-#define GROUP                                                                                     \
-    "[[collections]]\npath = \"g/*/items\"\ntable = \"items\"\n"                                  \
-    "[collections.columns]\n"                                                                     \
+#define GROUP                                                                                      \
+    "[[collections]]\npath = \"g/*/items\"\ntable = \"items\"\n"                                   \
+    "[collections.columns]\n"                                                                      \
     "name = { field = \"name\", type = \"VARCHAR(100)\" }\n"
 
-static void test_paths_sorting_unlike_firestore_are_neither_missed_nor_wrongly_deleted(
-    void **state)
+static void test_paths_sorting_unlike_firestore_are_neither_missed_nor_wrongly_deleted(void **state)
 {
     /* URL-encoded: "a+b", "a b", "x+1" */
     static const char *const parents[] = {"a", "a%2Bb", "a-b", "a.b", "a%20b", "b"};

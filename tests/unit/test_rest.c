@@ -15,9 +15,9 @@
 #include <string.h>
 
 #define DB "projects/p/databases/(default)/documents"
-#define DOC(id, ut)                                                                               \
-    "{\"document\":{\"name\":\"" DB "/c/" id "\",\"fields\":{\"n\":{\"integerValue\":\"1\"}},"    \
-    "\"createTime\":\"2026-01-01T00:00:00Z\",\"updateTime\":\"" ut "\"},"                        \
+#define DOC(id, ut)                                                                                \
+    "{\"document\":{\"name\":\"" DB "/c/" id "\",\"fields\":{\"n\":{\"integerValue\":\"1\"}},"     \
+    "\"createTime\":\"2026-01-01T00:00:00Z\",\"updateTime\":\"" ut "\"},"                          \
     "\"readTime\":\"2026-02-01T10:00:00.123456Z\""
 
 static void body_of(const struct rest_query *q, char *out, size_t n)
@@ -38,10 +38,9 @@ static void test_first_page_orders_by_name_without_read_time_or_cursor(void **st
     (void)state;
 
     body_of(&q, body, sizeof(body));
-    assert_string_equal(body,
-                        "{\"structuredQuery\":{\"from\":[{\"collectionId\":\"employees\","
-                        "\"allDescendants\":false}],\"orderBy\":[{\"field\":{\"fieldPath\":"
-                        "\"__name__\"},\"direction\":\"ASCENDING\"}],\"limit\":500}}");
+    assert_string_equal(body, "{\"structuredQuery\":{\"from\":[{\"collectionId\":\"employees\","
+                              "\"allDescendants\":false}],\"orderBy\":[{\"field\":{\"fieldPath\":"
+                              "\"__name__\"},\"direction\":\"ASCENDING\"}],\"limit\":500}}");
 }
 
 static void test_later_pages_start_after_the_cursor_at_the_first_read_time(void **state)
@@ -79,8 +78,8 @@ static void test_a_query_without_collection_or_page_size_is_refused(void **state
 
 static void test_a_full_page_says_more_may_follow_and_bills_each_document(void **state)
 {
-    const char *reply = "[" DOC("a", "2026-01-02T00:00:00Z") "},"
-                        DOC("b", "2026-01-03T00:00:00.5Z") ",\"done\":true}]";
+    const char *reply = "[" DOC("a", "2026-01-02T00:00:00Z") "}," DOC(
+        "b", "2026-01-03T00:00:00.5Z") ",\"done\":true}]";
     struct rest_page p = {0};
     fserr e = {0};
     (void)state;

@@ -53,8 +53,8 @@ static void test_doubles_compare_numerically(void **state)
 static void test_times_and_dates_compare_by_value(void **state)
 {
     (void)state;
-    assert_true(eq(CFG_COL_DATETIME, "2026-01-05 09:00:00.123456", STR,
-                   "2026-01-05 09:00:00.123456"));
+    assert_true(
+        eq(CFG_COL_DATETIME, "2026-01-05 09:00:00.123456", STR, "2026-01-05 09:00:00.123456"));
     assert_true(eq(CFG_COL_DATETIME, "2026-01-05 09:00:00.100", STR, "2026-01-05 09:00:00.100000"));
     assert_false(eq(CFG_COL_DATETIME, "2026-01-05 09:00:00", STR, "2026-01-05 09:00:00.000001"));
     assert_true(eq(CFG_COL_DATE, "2026-01-05", STR, "2026-01-05"));
@@ -69,8 +69,8 @@ static void test_json_compares_as_mysql_8_normalises_it(void **state)
     assert_true(eq(CFG_COL_JSON, "{\"z\": 1, \"a\": [1.5, \"\\u00e9\"]}", STR,
                    "{\"a\":[1.5,\"\xC3\xA9\"],\"z\":1}"));
     assert_true(eq(CFG_COL_JSON, "{\"d\": 1e300}", STR, "{\"d\":1e+300}"));
-    assert_false(eq(CFG_COL_JSON, "{\"a\": [\"é\", 1.5], \"z\": 1}", STR,
-                    "{\"a\":[1.5,\"é\"],\"z\":1}"));
+    assert_false(
+        eq(CFG_COL_JSON, "{\"a\": [\"é\", 1.5], \"z\": 1}", STR, "{\"a\":[1.5,\"é\"],\"z\":1}"));
     assert_false(eq(CFG_COL_JSON, "{\"a\": 1}", STR, "{\"a\":1,\"b\":null}"));
     assert_false(eq(CFG_COL_JSON, "{\"a\": 1.0}", STR, "{\"a\":1}")); /* double vs integer */
     assert_false(eq(CFG_COL_JSON, "{\"a\": 9007199254740993}", STR, "{\"a\":9007199254740992}"));
@@ -92,8 +92,8 @@ static void test_text_null_and_integers_compare_exactly(void **state)
 
 static void test_the_summary_names_every_count(void **state)
 {
-    struct sink_page_totals t = {.docs_read = 1000, .billed = 1001, .differences = 3, .fixed = 3,
-                                 .soft_deleted = 1};
+    struct sink_page_totals t = {
+        .docs_read = 1000, .billed = 1001, .differences = 3, .fixed = 3, .soft_deleted = 1};
     char out[300];
     (void)state;
 
@@ -172,8 +172,10 @@ static void test_a_page_converts_documents_as_the_diff_does(void **state)
     fserr e = {0};
     (void)state;
 
-    doc_at(&doc, "e1", "{\"name\":{\"stringValue\":\"Ana\"},\"pay\":{\"doubleValue\":10.5},"
-                       "\"x\":{\"booleanValue\":true}}", 1);
+    doc_at(&doc, "e1",
+           "{\"name\":{\"stringValue\":\"Ana\"},\"pay\":{\"doubleValue\":10.5},"
+           "\"x\":{\"booleanValue\":true}}",
+           1);
     assert_int_equal(diff_cells(df, 0, &doc, &cells, &hashes, &n, &e), 0);
     assert_int_equal(n, 3); /* two columns and the extra one */
     assert_string_equal(cells[0].p, "Ana");
