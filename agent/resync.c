@@ -32,11 +32,12 @@
 #define MAX_ATTEMPTS 8 /* failed reads of one page before the run fails */
 #define RETRY_MIN_MS 1000
 #define RETRY_MAX_MS 60000
-#define FAILED_AGAIN_MS (10 * 60000) /* a failed run is tried again after this (at most interval)  \
-                                      */
-#define QUEUE_WAIT_MS 100            /* the sink is busy: look again after this */
-#define DEFERRED_PER_PAGE 10         /* undecided keys kept: this many pages' worth, ... */
-#define DEFERRED_MIN 10000           /* ... and at least this many (about 1 MiB) */
+#define FAILED_AGAIN_MS                                                                            \
+    (10 * 60000)             /* a failed run is tried again after this (at most interval)          \
+                              */
+#define QUEUE_WAIT_MS 100    /* the sink is busy: look again after this */
+#define DEFERRED_PER_PAGE 10 /* undecided keys kept: this many pages' worth, ... */
+#define DEFERRED_MIN 10000   /* ... and at least this many (about 1 MiB) */
 
 struct run {
     struct resync *r;
@@ -132,6 +133,7 @@ static int bytes_cmp(const char *a, size_t an, const char *b, size_t bn)
 
 /* ---- status ---------------------------------------------------------------------------------- */
 
+/* The run's counts so far; the result of the last run stays until this one ends. */
 static void show_progress(struct run *u)
 {
     struct status_resync *st = u->st;
@@ -142,10 +144,6 @@ static void show_progress(struct run *u)
     st->soft_deleted = u->t.soft_deleted;
     st->reads_billed = u->t.billed;
     st->duration_ms = (int64_t)uv_now(u->r->env.loop) - u->mono_start_ms;
-    snprintf(st->result, sizeof(st->result),
-             "running: page %llu, %llu read, %llu differences, %llu fixed so far",
-             (unsigned long long)u->pages, (unsigned long long)u->t.docs_read,
-             (unsigned long long)u->t.differences, (unsigned long long)u->t.fixed);
 }
 
 /* Lets go of what a run holds while it runs. */
@@ -708,6 +706,7 @@ int resync_new(const struct resync_env *env, struct resync **out, fserr *e)
     r->docroot = xasprintf("%s/documents/", env->database);
     r->rootlen = strlen(r->docroot);
     r->started_us = now_us();
+    r->down_since_us = r->started_us; /* the stream is not up yet */
     pthread_mutex_init(&r->mu, NULL);
     uv_timer_init(env->loop, &r->tick);
     r->tick.data = r;

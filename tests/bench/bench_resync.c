@@ -345,6 +345,7 @@ int main(void)
         struct resync_env re = {&loop, c, http, base, DATABASE, diff, sink, {0}, NULL};
         if (resync_new(&re, &rs, &e) != 0)
             die("resync_new", &e);
+        resync_stream_state(rs, true); /* no stream here: no fallback either */
     }
     t_fill = run_resync(&loop, rs, 1);
     st = resync_status(rs, 0);

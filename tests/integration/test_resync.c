@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tests/fake/fake_fs.h"
 #include "tests/harness/agent_util.h"
 
 #include <signal.h>
@@ -315,6 +316,86 @@ static void test_resync_of_an_unknown_collection_is_refused(void **state)
     assert_int_equal(agent_stop(&ae, SIGTERM, 10000), 0);
 }
 
+/* ---- a delete the stream never reported (the fake Firestore) ------------------------------- */
+
+#define FAKE_ROOT "projects/p-rs-missed/databases/(default)/documents"
+#define FAKE_DOC(id, secs)                                                                         \
+    "{\"name\":\"" FAKE_ROOT "/employees/" id "\",\"fields\":{\"name\":{\"stringValue\":\"" id     \
+    "\"}},\"createTime\":\"2026-01-01T00:00:00Z\",\"updateTime\":\"2026-01-01T00:00:" secs "Z\"}"
+#define FAKE_RQ(id, secs)                                                                          \
+    "{\"document\":" FAKE_DOC(id, secs) ",\"readTime\":\"2026-01-01T00:02:00Z\"}"
+
+/* Points the test's config at the fake instead of the emulator. */
+static void use_fake(fake_fs *fs)
+{
+    char text[8192], *at, *end;
+    FILE *f = fopen(ae.config, "r");
+    size_t n;
+
+    assert_non_null(f);
+    n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    at = strstr(text, "emulator_host = \"127.0.0.1:");
+    assert_non_null(at);
+    end = strchr(at + 28, '"');
+    f = fopen(ae.config, "w");
+    assert_non_null(f);
+    fprintf(f, "%.*semulator_host = \"127.0.0.1:%d%s", (int)(at - text), text, fake_fs_port(fs),
+            end);
+    fclose(f);
+}
+
+static void test_a_delete_the_stream_never_reported_is_found_by_the_resync(void **state)
+{
+    static const char *const ids[] = {"d1", "d2", "d3", "d4", "d5"};
+    fake_fs *fs = fake_fs_start();
+    char out[4096], *body, *auth;
+    (void)state;
+
+    assert_non_null(fs);
+    assert_int_equal(agent_env_init(&ae, "rs_missed",
+                                    "[[collections]]\npath = \"employees\"\ntable = \"employees\"\n"
+                                    "[collections.columns]\n"
+                                    "name = { field = \"name\", type = \"VARCHAR(100)\" }\n",
+                                    NULL),
+                     0);
+    use_fake(fs);
+    assert_int_equal(agent_start(&ae, NULL, NULL), 0);
+    assert_true(fake_fs_wait(fs, FAKE_FS_MAPS, 1, WAIT_MS)); /* the target was added */
+    /* the stream loads five documents and is consistent; it never says d3 went away */
+    fake_fs_push(fs, "[{\"targetChange\":{\"targetChangeType\":\"ADD\",\"targetIds\":[2]}}]");
+    for (size_t i = 0; i < 5; i++)
+        fake_fs_pushf(fs,
+                      "[{\"documentChange\":{\"document\":{\"name\":\"" FAKE_ROOT
+                      "/employees/%s\",\"fields\":{\"name\":{\"stringValue\":\"%s\"}},"
+                      "\"createTime\":\"2026-01-01T00:00:00Z\",\"updateTime\":"
+                      "\"2026-01-01T00:00:0%zuZ\"},\"targetIds\":[2]}}]",
+                      ids[i], ids[i], i + 1);
+    fake_fs_push(fs, "[{\"targetChange\":{\"targetChangeType\":\"CURRENT\",\"targetIds\":[2],"
+                     "\"resumeToken\":\"VDE=\",\"readTime\":\"2026-01-01T00:01:00Z\"}}]");
+    fake_fs_push(fs, "[{\"targetChange\":{\"resumeToken\":\"VDI=\",\"readTime\":"
+                     "\"2026-01-01T00:01:00Z\"}}]");
+    assert_true(
+        sql_wait(&ae, "5", WAIT_MS, "SELECT COUNT(*) FROM employees WHERE deleted_at IS NULL"));
+    /* Firestore's snapshot no longer has d3 */
+    fake_fs_push_runquery(fs, "[" FAKE_RQ("d1", "01") "," FAKE_RQ("d2", "02") "," FAKE_RQ(
+                                  "d4", "04") "," FAKE_RQ("d5", "05") "]");
+    resync_ok(out, sizeof(out));
+    assert_non_null(strstr(out, "4 read (4 billed), 1 differences, 1 fixed, 1 soft-deleted"));
+    assert_string_equal(cell("employees", "d3", "deleted_at"), "2026-01-01 00:02:00.000000");
+    assert_string_equal(sql_scalar(&ae, "SELECT COUNT(*) FROM employees WHERE deleted_at IS NULL"),
+                        "4");
+    body = fake_fs_last_body(fs, FAKE_FS_REQ_RUNQUERY);
+    assert_non_null(strstr(body, "\"orderBy\":[{\"field\":{\"fieldPath\":\"__name__\"}"));
+    auth = fake_fs_last_header(fs, FAKE_FS_REQ_RUNQUERY, "Authorization");
+    assert_non_null(auth);
+    free(body);
+    free(auth);
+    assert_int_equal(agent_stop(&ae, SIGTERM, 10000), 0);
+    fake_fs_free(fs);
+}
+
 #define T(f) cmocka_unit_test_teardown(f, teardown)
 
 int main(void)
@@ -326,6 +407,7 @@ int main(void)
         T(test_a_resync_killed_halfway_continues_at_the_next_start),
         T(test_paths_sorting_unlike_firestore_are_neither_missed_nor_wrongly_deleted),
         T(test_resync_of_an_unknown_collection_is_refused),
+        T(test_a_delete_the_stream_never_reported_is_found_by_the_resync),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
