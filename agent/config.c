@@ -12,6 +12,8 @@
 #include "agent/toml.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "firestore/auth.h"
+#include "firestore/http.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -666,10 +668,25 @@ static void check_required(struct ctx *x, toml_value *root)
     if (c->firestore.emulator_host && !strchr(c->firestore.emulator_host, ':'))
         toml_diag_add(x->d, fs ? fs->line : 1, fs ? fs->col : 1,
                       "firestore.emulator_host \"%s\" must be host:port", c->firestore.emulator_host);
+    else if (c->firestore.emulator_host && !fsauth_host_is_loopback(c->firestore.emulator_host)) {
+        /* the emulator speaks plain HTTP: refused here rather than at startup */
+        toml_value *v = toml_get(fs, "emulator_host");
+        toml_diag_add(x->d, v ? v->line : 1, v ? v->col : 1,
+                      "firestore.emulator_host \"%s\" is not a loopback host (the emulator "
+                      "speaks plain HTTP)",
+                      c->firestore.emulator_host);
+    }
     if (strncmp(c->firestore.endpoint, "https://", 8) != 0 &&
-        strncmp(c->firestore.endpoint, "http://", 7) != 0)
+        strncmp(c->firestore.endpoint, "http://", 7) != 0) {
         toml_diag_add(x->d, fs ? fs->line : 1, fs ? fs->col : 1,
                       "firestore.endpoint \"%s\" must be an http(s) URL", c->firestore.endpoint);
+    } else {
+        fserr ue = {0};
+        toml_value *v = toml_get(fs, "endpoint");
+        if (http_check_url(c->firestore.endpoint, &ue) != 0)
+            toml_diag_add(x->d, v ? v->line : 1, v ? v->col : 1, "firestore.endpoint: %s",
+                          ue.msg);
+    }
 }
 
 static void apply_env(struct cfg *c)

@@ -109,6 +109,19 @@ static int on_upsert(void *ud, int target, struct fsdoc *doc)
     return 0; /* one bad document never stops the stream */
 }
 
+static int on_undecodable(void *ud, int target, const char *name, size_t len, struct fs_time ut,
+                          const char *raw, size_t rawlen, const char *why)
+{
+    struct agent *a = ud;
+    fserr e = {0};
+
+    a->colls[target].last_event_us = agent_now_us();
+    a->targets[target].cycle_docs++;
+    if (diff_undecodable(a->diff, target, name, len, ut, raw, rawlen, why, SINK_SRC_STREAM, &e))
+        log_error("%s", e.msg);
+    return 0; /* one bad document never stops the stream */
+}
+
 static int on_remove(void *ud, int target, const char *name, size_t len, struct fs_time rt)
 {
     struct agent *a = ud;
@@ -190,7 +203,8 @@ static void on_target_error(void *ud, int target, int code, const char *msg)
 }
 
 static const struct listen_callbacks listen_cb = {
-    on_seen, on_upsert, on_remove, on_reset, on_consistent, on_live_count, on_target_error, NULL,
+    on_seen,     on_upsert,       on_remove, on_reset, on_consistent,
+    on_live_count, on_target_error, NULL,      on_undecodable,
 };
 
 /* ---- back-pressure and sink notifications ----------------------------------------------- */

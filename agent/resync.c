@@ -32,12 +32,17 @@
 #define MAX_ATTEMPTS 8 /* failed reads of one page before the run fails */
 #define RETRY_MIN_MS 1000
 #define RETRY_MAX_MS 60000
-#define FAILED_AGAIN_MS                                                                            \
-    (10 * 60000)             /* a failed run is tried again after this (at most interval)          \
-                              */
+/* a failed run is tried again after this (or resync.interval when shorter) */
+#define FAILED_AGAIN_MS (10 * 60000)
 #define QUEUE_WAIT_MS 100    /* the sink is busy: look again after this */
 #define DEFERRED_PER_PAGE 10 /* undecided keys kept: this many pages' worth, ... */
 #define DEFERRED_MIN 10000   /* ... and at least this many (about 1 MiB) */
+
+/* What the index held for a document when its page was pushed. */
+struct seen {
+    bool exists, live;
+    int64_t us;
+};
 
 struct run {
     struct resync *r;
@@ -61,17 +66,15 @@ struct run {
     struct fs_time read_time;
     bool have_read_time;
     char *after; /* full name of the last document read (startAt) */
-    struct sink_page_key bmax, f_last, settled;
+    struct sink_page_key bmax, settled;
     struct sink_page_key *deferred;
     size_t ndeferred;
     struct sink_page_totals t;
     int64_t started_us, mono_start_ms, fetch_after_ms;
+    char last[sizeof(((struct status_resync *)0)->result)]; /* the last run's result */
     int attempts;
     uint64_t pages;
-    struct {
-        bool exists, live;
-        int64_t us;
-    } * seen; /* the index per document of the sink page */
+    struct seen *seen; /* per document of the page in the sink */
     /* the query */
     char *parent, *collection_id;
     bool group;
@@ -133,7 +136,8 @@ static int bytes_cmp(const char *a, size_t an, const char *b, size_t bn)
 
 /* ---- status ---------------------------------------------------------------------------------- */
 
-/* The run's counts so far; the result of the last run stays until this one ends. */
+/* The run's counts so far; the result shows them, and the last run's result stays in it until
+ * this one ends. */
 static void show_progress(struct run *u)
 {
     struct status_resync *st = u->st;
@@ -144,6 +148,13 @@ static void show_progress(struct run *u)
     st->soft_deleted = u->t.soft_deleted;
     st->reads_billed = u->t.billed;
     st->duration_ms = (int64_t)uv_now(u->r->env.loop) - u->mono_start_ms;
+    if (!u->active)
+        return;
+    snprintf(st->result, sizeof(st->result),
+             "%s: %llu read, %llu differences, %llu fixed, %llu soft-deleted so far%s%.150s",
+             st->phase, (unsigned long long)u->t.docs_read, (unsigned long long)u->t.differences,
+             (unsigned long long)u->t.fixed, (unsigned long long)u->t.soft_deleted,
+             u->last[0] ? "; last: " : "", u->last);
 }
 
 /* Lets go of what a run holds while it runs. */
@@ -159,7 +170,6 @@ static void run_release(struct run *u)
     free(u->after);
     u->after = NULL;
     key_clear(&u->bmax);
-    key_clear(&u->f_last);
     key_clear(&u->settled);
     for (size_t i = 0; i < u->ndeferred; i++)
         free(u->deferred[i].p);
@@ -240,7 +250,6 @@ static void page_failed(struct run *u, int rc, const fserr *e, long status)
 static void on_page(void *ud, int rc, const fserr *e, long status, struct rest_page *page)
 {
     struct run *u = ud;
-    struct resync *r = u->r;
 
     u->call = NULL;
     if (rc) {
@@ -264,7 +273,6 @@ static void on_page(void *ud, int rc, const fserr *e, long status, struct rest_p
     u->t.docs_read += u->ahead.ndocs;
     u->t.billed += u->ahead.billed;
     show_progress(u);
-    (void)r;
     advance(u);
 }
 
@@ -579,6 +587,7 @@ static int start(struct run *u, const char *why, fserr *e)
         u->generation++;
         log_info("resync of %s started (%s)", path, why);
     }
+    snprintf(u->last, sizeof(u->last), "%s", u->st->result);
     u->active = true;
     u->mono_start_ms = (int64_t)uv_now(r->env.loop);
     snprintf(u->st->state, sizeof(u->st->state), "running");

@@ -103,6 +103,35 @@ static int t_upsert(void *ud, int target, struct fsdoc *doc)
     return 0;
 }
 
+/* A document the decoder refused: printed as "dead_letter" with the reason, as the agent would
+ * dead-letter it; the stream goes on. */
+static int t_undecodable(void *ud, int target, const char *name, size_t len, struct fs_time ut,
+                         const char *raw, size_t rawlen, const char *why)
+{
+    struct tail *t = ud;
+    struct diff_entry *en = diff_index_put(t->ix[target], name, len);
+    int64_t us = diff_time_us(ut);
+    buf b;
+
+    (void)raw;
+    (void)rawlen;
+    if (en && en->time_us >= us)
+        return 0;
+    buf_init(&b, 0);
+    line_begin(&b, "dead_letter", t->paths[target]);
+    add_string(&b, "name", name, len);
+    add_time(&b, "update_time", ut);
+    add_string(&b, "reason", why, strlen(why));
+    line_end(&b);
+    buf_release(&b);
+    if (en) {
+        en->time_us = us;
+        diff_index_set_live(t->ix[target], en, true);
+        en->epoch = t->epoch[target];
+    }
+    return 0;
+}
+
 static void print_delete(struct tail *t, int target, const char *name, size_t len, struct fs_time rt)
 {
     buf b;
@@ -207,7 +236,8 @@ static void on_signal(uv_signal_t *h, int signum)
 int tail_run(const struct cfg *cfg, const char *only, fserr *e)
 {
     static const struct listen_callbacks cb = {t_seen,  t_upsert, t_remove, t_reset,
-                                               t_consistent, t_live, t_error, NULL};
+                                               t_consistent, t_live, t_error, NULL,
+                                               t_undecodable};
     struct tail t = {0};
     int rc;
 

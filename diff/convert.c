@@ -10,6 +10,7 @@
 
 #include "common/xalloc.h"
 
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -96,7 +97,7 @@ static int conv_text(const struct cfg_column *col, const char *path, const fsval
 static int conv_int(const struct cfg_column *col, const char *path, const fsval *v,
                     struct sink_cell *out, fserr *e)
 {
-    char num[32];
+    char num[64]; /* "-9223372036854775808 is out of range" needs 37 */
 
     if (v->type != FSVAL_INT)
         return refuse(e, FS_ETYPE, path, v, col, NULL);
@@ -108,14 +109,65 @@ static int conv_int(const struct cfg_column *col, const char *path, const fsval 
     return set_cell(out, SINK_CELL_NUM, num, strlen(num));
 }
 
-/* The shortest "%.Ng" text that reads back as exactly d. */
+/* Significant digits of a "%g" text: its mantissa's digits without leading and trailing zeros
+ * (trailing zeros of the integer part included). */
+static int sig_digits(const char *p)
+{
+    int first = -1, last = -1, k = 0;
+
+    for (; *p && *p != 'e' && *p != 'E'; p++) {
+        if (*p < '0' || *p > '9')
+            continue;
+        if (*p != '0') {
+            if (first < 0)
+                first = k;
+            last = k;
+        }
+        k++;
+    }
+    return first < 0 ? 1 : last - first + 1;
+}
+
+/* The shortest "%.Ng" text that reads back as exactly d. Any decimal of at most DBL_DIG (15)
+ * significant digits reads back as itself from the nearest double, so for a normal double that
+ * "%.15g" reads back as, the shortest N is the count of "%.15g"'s significant digits: one
+ * round instead of up to 17. Subnormals (fewer bits, more texts per double) and the rest take
+ * the rounds from N = 1 (or from 16). Same text as the rounds from 1 in every case. */
 static void shortest(double d, char *out, size_t n)
 {
-    for (int prec = 1; prec <= 17; prec++) {
+    int prec = 1;
+
+    if (d == 0 || fabs(d) >= DBL_MIN) {
+        snprintf(out, n, "%.15g", d);
+        if (strtod(out, NULL) == d) {
+            int k = sig_digits(out);
+            if (k == 15)
+                return;
+            snprintf(out, n, "%.*g", k, d);
+            if (strtod(out, NULL) == d)
+                return;
+        } else {
+            prec = 16;
+        }
+    }
+    for (; prec <= 17; prec++) {
         snprintf(out, n, "%.*g", prec, d);
         if (strtod(out, NULL) == d)
             return;
     }
+}
+
+/* A text of d for DECIMAL, where only the value counts (decimal_split() canonicalises it):
+ * "%.15g" when it reads back as d for a normal double (then it has the value of shortest()'s
+ * text, see there), else shortest()'s. */
+static void decimal_text(double d, char *out, size_t n)
+{
+    if (d == 0 || fabs(d) >= DBL_MIN) {
+        snprintf(out, n, "%.15g", d);
+        if (strtod(out, NULL) == d)
+            return;
+    }
+    shortest(d, out, n);
 }
 
 static int conv_double(const struct cfg_column *col, const char *path, const fsval *v,
@@ -213,7 +265,7 @@ static int conv_decimal(const struct cfg_column *col, const char *path, const fs
     if (v->type == FSVAL_INT)
         snprintf(text, sizeof(text), "%" PRId64, v->u.i);
     else if (v->type == FSVAL_DOUBLE && isfinite(v->u.d))
-        shortest(v->u.d, text, sizeof(text));
+        decimal_text(v->u.d, text, sizeof(text));
     else if (v->type == FSVAL_DOUBLE)
         return refuse(e, FS_ERANGE, path, v, col, "DECIMAL cannot hold NaN or infinity");
     else if (v->type == FSVAL_STRING && v->u.s.len < 1100 && strlen(v->u.s.p) == v->u.s.len)
@@ -223,6 +275,9 @@ static int conv_decimal(const struct cfg_column *col, const char *path, const fs
     if (decimal_split(src, &neg, ip, sizeof(ip), fp, sizeof(fp)) != 0 ||
         (v->type == FSVAL_STRING && strpbrk(src, "eE+")))
         return refuse(e, FS_ETYPE, path, v, col, "not a decimal number");
+    if (v->type == FSVAL_DOUBLE && (strlen(fp) > (size_t)col->scale ||
+                                    strlen(ip) > (size_t)(col->len - col->scale)))
+        shortest(v->u.d, text, sizeof(text)); /* the refusal quotes the DOUBLE's own text */
     if (strlen(fp) > (size_t)col->scale) {
         snprintf(why, sizeof(why), "%s would be rounded to %d decimal places", src, col->scale);
         return refuse(e, FS_ERANGE, path, v, col, why);
@@ -298,8 +353,24 @@ static int conv_datetime(const struct cfg_column *col, const char *path, const f
     } else {
         if (v->u.ts.nanos % 1000 != 0)
             return refuse(e, FS_ERANGE, path, v, col, "DATETIME(6) would drop its nanoseconds");
-        snprintf(text, sizeof(text), "%04d-%02d-%02d %02d:%02d:%02d.%06d", (int)y, m, d,
-                 sod / 3600, sod / 60 % 60, sod % 60, v->u.ts.nanos / 1000);
+        if (y > 9999 || v->u.ts.nanos < 0 || v->u.ts.nanos >= 1000000000) {
+            snprintf(text, sizeof(text), "%04d-%02d-%02d %02d:%02d:%02d.%06d", (int)y, m, d,
+                     sod / 3600, sod / 60 % 60, sod % 60, v->u.ts.nanos / 1000);
+        } else { /* the same text without snprintf */
+            const int f[7] = {(int)y, m, d, sod / 3600, sod / 60 % 60, sod % 60,
+                              v->u.ts.nanos / 1000};
+            static const int width[7] = {4, 2, 2, 2, 2, 2, 6};
+            static const char sep[7] = "-- ::.";
+            char *t = text;
+            for (int i = 0; i < 7; i++) {
+                for (int k = width[i] - 1, x = f[i]; k >= 0; k--, x /= 10)
+                    t[k] = (char)('0' + x % 10);
+                t += width[i];
+                if (i < 6)
+                    *t++ = sep[i];
+            }
+            *t = '\0';
+        }
     }
     return set_cell(out, SINK_CELL_STR, text, strlen(text));
 }
@@ -421,14 +492,52 @@ static size_t write_without(buf *b, const fsval *m, const struct fsval_path *con
     return written;
 }
 
+/* True when write_without() would write no field of m: each is named whole by a path, or is a
+ * map whose fields all are, at any depth. Allocates nothing for up to 16 paths. */
+static bool all_mapped(const fsval *m, const struct fsval_path *const *paths, size_t np,
+                       size_t depth)
+{
+    const struct fsval_path *stack[16] = {0};
+    const struct fsval_path **sub = np <= 16 ? stack : xcalloc(np, sizeof(*sub));
+    bool all = true;
+
+    for (size_t i = 0; i < m->u.map.n && all; i++) {
+        const struct fsval_field *f = &m->u.map.fields[i];
+        size_t ns = 0;
+        bool whole = false;
+        for (size_t k = 0; k < np; k++) {
+            const struct fsval_pathseg *s = &paths[k]->segs[depth];
+            if (s->len == f->name_len && memcmp(s->p, f->name, s->len) == 0) {
+                if (paths[k]->n == depth + 1)
+                    whole = true;
+                else
+                    sub[ns++] = paths[k];
+            }
+        }
+        if (!whole)
+            all = ns && f->v.type == FSVAL_MAP && all_mapped(&f->v, sub, ns, depth + 1);
+    }
+    if (sub != stack)
+        free(sub);
+    return all;
+}
+
 int diff_extra(const fsval *fields, const struct fsval_path *mapped, size_t nmapped,
                struct sink_cell *out, fserr *e)
 {
-    const struct fsval_path **paths = xcalloc(nmapped ? nmapped : 1, sizeof(*paths));
+    const struct fsval_path *stack[16] = {0};
+    const struct fsval_path **paths;
     buf b;
     size_t n;
 
     (void)e;
+    if (nmapped <= 16) {
+        for (size_t i = 0; i < nmapped; i++)
+            stack[i] = &mapped[i];
+        if (all_mapped(fields, stack, nmapped, 0))
+            return set_cell(out, SINK_CELL_NULL, NULL, 0);
+    }
+    paths = xcalloc(nmapped ? nmapped : 1, sizeof(*paths));
     for (size_t i = 0; i < nmapped; i++)
         paths[i] = &mapped[i];
     buf_init(&b, 0);

@@ -233,6 +233,40 @@ out:
     return rc;
 }
 
+int diff_undecodable(struct diff *d, int coll, const char *name, size_t len,
+                     struct fs_time update_time, const char *raw, size_t rawlen,
+                     const char *why, enum sink_source src, fserr *e)
+{
+    struct coll *c = &d->c[coll];
+    const char *key;
+    size_t kl;
+    struct diff_entry *en;
+    struct sink_event *ev;
+    int64_t ut = diff_time_us(update_time);
+    bool live;
+
+    if (diff_key(d, coll, name, len, &key, &kl) != 0 || !(en = diff_index_put(c->ix, key, kl)))
+        return fserr_set(e, FS_EINVAL, "%.*s is not a document of %s", (int)len, name,
+                         c->cfg->path);
+    live = en->flags & DIFF_E_LIVE;
+    en->epoch = c->epoch;
+    if ((live && ut <= en->time_us) || (!live && en->time_us && ut <= en->time_us)) {
+        d->stats.stale++;
+        return 0;
+    }
+    en->time_us = ut; /* retried when the document changes, or by a resync */
+    diff_index_set_live(c->ix, en, true);
+    ev = sink_event_new(SINK_OP_DEADLETTER, coll);
+    ev->source = src;
+    ev->doc_name = xstrndup(name, len);
+    ev->reason = xstrdup(why);
+    ev->update_us = ut;
+    ev->raw = xstrndup(raw, rawlen);
+    d->stats.dead_letters++;
+    log_warn("dead letter: %s: %s", ev->doc_name, why);
+    return d->emit(d->ud, ev);
+}
+
 static int emit_delete(struct diff *d, int coll, struct diff_entry *en, int64_t del_us,
                        enum sink_source src)
 {

@@ -62,6 +62,13 @@ int diff_key(const struct diff *d, int coll, const char *name, size_t len, const
 bool diff_seen(struct diff *d, int coll, const char *name, size_t len, struct fs_time ut);
 /* Takes doc (released here). */
 int diff_upsert(struct diff *d, int coll, struct fsdoc *doc, enum sink_source src, fserr *e);
+/* A version of document `name` that could not be decoded (listen.h's `undecodable`): unless it
+ * is stale or already applied, it becomes a DEADLETTER event with `why` as the reason and the
+ * document's JSON text `raw` (rawlen bytes), and the index takes its update time, as for a value
+ * that does not fit its column. */
+int diff_undecodable(struct diff *d, int coll, const char *name, size_t len,
+                     struct fs_time update_time, const char *raw, size_t rawlen,
+                     const char *why, enum sink_source src, fserr *e);
 int diff_remove(struct diff *d, int coll, const char *name, size_t len, struct fs_time read_time,
                 enum sink_source src, fserr *e);
 void diff_reset(struct diff *d, int coll);

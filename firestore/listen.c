@@ -391,6 +391,7 @@ static int handle_doc_change(listen_state *ls, const json_doc *d, int msg, fserr
     const char *name;
     size_t len;
     struct fs_time ut;
+    fserr de = {0};
 
     if (json_type_of(d, doc) != JSON_OBJECT)
         return proto(e, "documentChange.document");
@@ -410,9 +411,21 @@ static int handle_doc_change(listen_state *ls, const json_doc *d, int msg, fserr
             continue;
         if (ls->cb.seen(ls->ud, ti, name, len, ut))
             continue;
-        rc = fsdoc_decode(d, doc, &fd, e);
-        if (rc)
+        rc = fsdoc_decode(d, doc, &fd, &de);
+        if (rc && !ls->cb.undecodable) {
+            if (e)
+                *e = de;
             return rc;
+        }
+        if (rc) {
+            /* one bad document must not stop the stream: the owner dead-letters it */
+            size_t rawlen;
+            const char *raw = json_raw(d, doc, &rawlen);
+            rc = ls->cb.undecodable(ls->ud, ti, name, len, ut, raw, rawlen, de.msg);
+            if (rc)
+                return rc;
+            continue;
+        }
         rc = ls->cb.upsert(ls->ud, ti, &fd);
         if (rc)
             return rc;

@@ -63,6 +63,14 @@ struct listen_callbacks {
     void (*target_error)(void *ud, int target, int code, const char *message);
     /* Sends one ListenRequest (JSON) on the forward channel. */
     int (*send)(void *ud, const char *json);
+    /* A new version of a document that cannot be decoded (a duplicate field, a second kind key,
+     * nesting past FSVAL_MAX_DEPTH, a value out of range: only a misbehaving server sends one).
+     * `raw` is the document's JSON text (rawlen bytes), `why` the decoder's reason, which names
+     * the field. The owner dead-letters it and the stream goes on. May be NULL: the message is
+     * then refused (listen_handle fails) and the transport opens a new session. */
+    int (*undecodable)(void *ud, int target, const char *name, size_t len,
+                       struct fs_time update_time, const char *raw, size_t rawlen,
+                       const char *why);
 };
 
 /* database: "projects/P/databases/D". */

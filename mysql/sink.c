@@ -23,6 +23,7 @@
  *      in order, so a key's events apply in order and no statement holds a key twice. Within a
  *      generation, one multi-row INSERT ... ON DUPLICATE KEY UPDATE per (collection, operation,
  *      set of changed columns), each assignment guarded by the update time (see upsert_tail);
+ *      sent as a prepared statement with the values bound (ps_run), or as text in single mode;
  *   3. history rows, decided in C from the snapshot with the same guard as the SQL, so that a
  *      replay (which the guard refuses) never adds a second row for a change;
  *   4. checkpoints, 5. dead letters, 6. COMMIT.
@@ -126,6 +127,14 @@ struct sink {
     char *esc;
     size_t esccap;
     struct batch b;
+    struct sink_event *grave; /* committed events, freed while the next COMMIT runs */
+    /* prepared row statements (see ps_run) */
+    struct ps *ps;
+    uint64_t ps_tick;
+    MYSQL_BIND *pbind;
+    MYSQL_TIME *ptime;
+    unsigned char *phash;
+    size_t pcap, prows; /* values that pbind holds; rows that ptime and phash hold */
 };
 
 static int64_t mono_ms(void)
@@ -203,14 +212,89 @@ static int add_str(struct sink *s, buf *b, const char *p, size_t n)
     return rc ? rc : buf_addc(b, '\'');
 }
 
+/* The microseconds sink_time_format() accepts: years 1 to 9999. */
+#define TIME_US_MIN (INT64_C(-62135596800) * 1000000)
+#define TIME_US_MAX (INT64_C(253402300799) * 1000000 + 999999)
+
+static bool time_ok(int64_t us)
+{
+    return us >= TIME_US_MIN && us <= TIME_US_MAX;
+}
+
+static void put_digits(char *p, unsigned v, int n)
+{
+    while (n-- > 0) {
+        p[n] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+/* A time_ok() value as its UTC fields: year, month, day, hour, minute, second, microsecond. */
+static void time_split(int64_t us, unsigned f[7])
+{
+    int64_t secs = us / 1000000, frac = us % 1000000, days, sod;
+    int64_t z, era, doe, yoe, doy, mp;
+
+    if (frac < 0) {
+        frac += 1000000;
+        secs--;
+    }
+    days = secs / 86400;
+    sod = secs % 86400;
+    if (sod < 0) {
+        sod += 86400;
+        days--;
+    }
+    /* days since 1970-01-01 to a civil date, counting in 400-year eras from 0000-03-01 */
+    z = days + 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = z - era * 146097;
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    f[2] = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
+    f[1] = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
+    f[0] = (unsigned)(yoe + era * 400 + (f[1] <= 2));
+    f[3] = (unsigned)(sod / 3600);
+    f[4] = (unsigned)(sod / 60 % 60);
+    f[5] = (unsigned)(sod % 60);
+    f[6] = (unsigned)frac;
+}
+
+/* sink_time_format()'s text for a time_ok() value, without snprintf: 'YYYY-MM-DD
+ * HH:MM:SS.ffffff' and a NUL into t (SINK_TIME_LEN bytes). */
+static void time_text(int64_t us, char *t)
+{
+    unsigned f[7];
+
+    time_split(us, f);
+    put_digits(t, f[0], 4);
+    t[4] = '-';
+    put_digits(t + 5, f[1], 2);
+    t[7] = '-';
+    put_digits(t + 8, f[2], 2);
+    t[10] = ' ';
+    put_digits(t + 11, f[3], 2);
+    t[13] = ':';
+    put_digits(t + 14, f[4], 2);
+    t[16] = ':';
+    put_digits(t + 17, f[5], 2);
+    t[19] = '.';
+    put_digits(t + 20, f[6], 6);
+    t[26] = '\0';
+}
+
 /* A time literal, or NULL for 0. Times were checked when the batch was formed. */
 static int add_time(buf *b, int64_t us)
 {
-    char t[SINK_TIME_LEN];
+    char t[SINK_TIME_LEN + 2];
 
-    if (!us || sink_time_format(us, t) != 0)
+    if (!us || !time_ok(us))
         return buf_adds(b, "NULL");
-    return buf_printf(b, "'%s'", t);
+    t[0] = '\'';
+    time_text(us, t + 1);
+    t[SINK_TIME_LEN] = '\'';
+    return buf_add(b, t, SINK_TIME_LEN + 1);
 }
 
 static int add_cell(struct sink *s, buf *b, const struct sink_cell *c)
@@ -576,12 +660,17 @@ static int stmt_add(struct stmt *st, struct item *it, fserr *e)
 
 /* ---- row statements ------------------------------------------------------------------------ */
 
-#define GUARD                                                                                      \
-    "VALUES(`fs_update_time`) > IFNULL(`fs_update_time`, '0001-01-01') AND "                       \
-    "VALUES(`fs_update_time`) > IFNULL(`fs_delete_time`, '0001-01-01')"
-#define DGUARD                                                                                     \
-    "VALUES(`fs_delete_time`) > IFNULL(`fs_update_time`, '0001-01-01') AND "                       \
-    "VALUES(`fs_delete_time`) > IFNULL(`fs_delete_time`, '0001-01-01')"
+/* The time t is newer than the row's update time and tombstone, a NULL counting as the earliest
+ * DATETIME: t > IFNULL(`fs_update_time`, '0001-01-01') AND t > IFNULL(`fs_delete_time`,
+ * '0001-01-01'), written so that the server compares DATETIME fields directly, and meets the
+ * literal only on a row without either time. */
+#define T_MIN "TIMESTAMP'0001-01-01 00:00:00'"
+#define NEWER(t)                                                                                   \
+    "(`fs_update_time` IS NULL OR " t " > `fs_update_time`) AND "                                  \
+    "(`fs_delete_time` IS NULL OR " t " > `fs_delete_time`) AND "                                  \
+    "(`fs_update_time` IS NOT NULL OR `fs_delete_time` IS NOT NULL OR " t " > " T_MIN ")"
+#define GUARD NEWER("VALUES(`fs_update_time`)")
+#define DGUARD NEWER("VALUES(`fs_delete_time`)")
 
 static int guarded(buf *b, const char *col, const char *guard, const char *value)
 {
@@ -621,14 +710,18 @@ static int upsert_tail(const struct cfg_collection *cl, uint64_t mask, buf *b)
             rc = assign_values(b, cell_name(cl, i));
     if (!rc)
         rc = assign_values(b, "fs_hashes");
+    /* the next three are tested for a change first (AND stops at the first false term), so
+     * that the guard runs only where the value would differ: same results, cheaper */
     if (!rc)
-        rc = assign_values(b, "fs_create_time");
+        rc = guarded(b, "fs_create_time",
+                     "NOT (`fs_create_time` <=> VALUES(`fs_create_time`)) AND " GUARD,
+                     "VALUES(`fs_create_time`)");
     if (!rc)
         rc = assign_values(b, "synced_at");
     if (!rc)
-        rc = guarded(b, "deleted_at", GUARD, "NULL");
+        rc = guarded(b, "deleted_at", "`deleted_at` IS NOT NULL AND " GUARD, "NULL");
     if (!rc)
-        rc = guarded(b, "fs_delete_time", GUARD, "NULL");
+        rc = guarded(b, "fs_delete_time", "`fs_delete_time` IS NOT NULL AND " GUARD, "NULL");
     if (!rc)
         rc = buf_printf(b,
                         "`fs_update_time` = IF(%s, VALUES(`fs_update_time`), "
@@ -728,6 +821,255 @@ static int order_cmp(const void *pa, const void *pb)
     return a->idx < b->idx ? -1 : a->idx > b->idx;
 }
 
+/* ---- prepared row statements --------------------------------------------------------------- */
+
+/* Outside single mode, a run's rows go out as prepared multi-row statements: the same text as
+ * below with a placeholder for every value, prepared once per shape (collection, operation,
+ * columns, row count) and kept while the connection lives. The server then neither parses nor
+ * converts the values (the statement's text and guards are those of the text path, and its
+ * Records/Duplicates report is counted the same way), and the sink formats and escapes nothing.
+ * Statements hold up to PS_ROWS rows, in a few shapes (ps_shape). A row too large for half a
+ * statement, single mode (finding a refused row) and a statement the server will not prepare
+ * use the text path. Plain prepared statements: any MySQL or MariaDB. */
+#define PS_ROWS 512
+#define PS_CACHE 48
+
+struct ps {
+    MYSQL_STMT *st; /* NULL: a free entry */
+    int coll, op;
+    uint64_t mask;
+    size_t nrows;
+    uint64_t used;
+};
+
+static void ps_clear(struct sink *s)
+{
+    for (size_t i = 0; s->ps && i < PS_CACHE; i++)
+        if (s->ps[i].st)
+            mysql_stmt_close(s->ps[i].st);
+    free(s->ps);
+    s->ps = NULL;
+}
+
+/* Values per row: key, cells, fs_create_time, fs_update_time, synced_at, fs_hashes; or key,
+ * fs_delete_time, deleted_at, synced_at. */
+static size_t ps_per_row(const struct cfg_collection *cl, bool del)
+{
+    return del ? 4 : sink_ncells(cl) + 5;
+}
+
+/* The prepared statement of a shape, or NULL when the server would not prepare it. */
+static MYSQL_STMT *ps_get(struct sink *s, int coll, int op, uint64_t mask, size_t nrows)
+{
+    const struct cfg_collection *cl = &s->cfg->collections[coll];
+    bool del = op == SINK_OP_DELETE;
+    size_t per = ps_per_row(cl, del), pick = 0;
+    struct ps *p;
+    buf sql;
+    int rc;
+
+    if (!s->ps)
+        s->ps = xcalloc(PS_CACHE, sizeof(*s->ps));
+    for (size_t i = 0; i < PS_CACHE; i++) {
+        p = &s->ps[i];
+        if (p->st && p->coll == coll && p->op == op && p->mask == mask && p->nrows == nrows) {
+            p->used = ++s->ps_tick;
+            return p->st;
+        }
+        if (!p->st ? s->ps[pick].st != NULL : s->ps[pick].st && p->used < s->ps[pick].used)
+            pick = i;
+    }
+    p = &s->ps[pick];
+    if (p->st)
+        mysql_stmt_close(p->st);
+    memset(p, 0, sizeof(*p));
+    buf_init(&sql, 0);
+    rc = del ? delete_head(cl, &sql) : upsert_head(cl, &sql);
+    for (size_t r = 0; r < nrows && !rc; r++) {
+        rc = buf_adds(&sql, r ? ",(?" : "(?");
+        for (size_t k = 1; k < per && !rc; k++)
+            rc = buf_adds(&sql, ",?");
+        if (!rc)
+            rc = buf_addc(&sql, ')');
+    }
+    if (!rc)
+        rc = del ? delete_tail(&sql) : upsert_tail(cl, mask, &sql);
+    if (!rc && (p->st = mysql_stmt_init(s->m)) &&
+        mysql_stmt_prepare(p->st, sql.p, (unsigned long)sql.len) != 0) {
+        log_debug("preparing a statement for `%s` failed (%s); the text statement is used",
+                  cl->table, mysql_stmt_error(p->st));
+        mysql_stmt_close(p->st);
+        p->st = NULL;
+    }
+    buf_release(&sql);
+    if (!p->st)
+        return NULL;
+    *p = (struct ps){p->st, coll, op, mask, nrows, ++s->ps_tick};
+    return p->st;
+}
+
+static void bind_bytes(MYSQL_BIND *b, enum enum_field_types type, const void *p, size_t n)
+{
+    b->buffer_type = type;
+    b->buffer = (void *)p;
+    b->buffer_length = (unsigned long)n;
+    b->length = &b->buffer_length;
+}
+
+/* A time, or NULL for 0 (times were checked when the batch was formed). */
+static void bind_time(MYSQL_BIND *b, MYSQL_TIME *t, int64_t us)
+{
+    unsigned f[7];
+
+    if (!us || !time_ok(us)) {
+        b->buffer_type = MYSQL_TYPE_NULL;
+        return;
+    }
+    time_split(us, f);
+    memset(t, 0, sizeof(*t));
+    t->year = f[0];
+    t->month = f[1];
+    t->day = f[2];
+    t->hour = f[3];
+    t->minute = f[4];
+    t->second = f[5];
+    t->second_part = f[6];
+    t->time_type = MYSQL_TIMESTAMP_DATETIME;
+    b->buffer_type = MYSQL_TYPE_DATETIME;
+    b->buffer = t;
+    b->buffer_length = sizeof(*t);
+}
+
+static void bind_cell(MYSQL_BIND *b, const struct sink_cell *c)
+{
+    switch (c->kind) {
+    case SINK_CELL_NUM: /* the server reads the text as it reads the literal */
+    case SINK_CELL_STR:
+        bind_bytes(b, MYSQL_TYPE_STRING, c->p, c->len);
+        return;
+    case SINK_CELL_BIN:
+        bind_bytes(b, MYSQL_TYPE_BLOB, c->p, c->len);
+        return;
+    case SINK_CELL_NULL:
+        break;
+    }
+    b->buffer_type = MYSQL_TYPE_NULL;
+}
+
+/* The values of row r of a statement: item it; times in t[0..3), hashes in h. */
+static void ps_bind_row(const struct cfg_collection *cl, bool del, const struct item *it,
+                        int64_t now_us, MYSQL_BIND *b, MYSQL_TIME *t, unsigned char *h)
+{
+    const struct sink_event *ev = it->ev;
+    size_t nc = sink_ncells(cl), k = 0;
+
+    bind_bytes(&b[k++], MYSQL_TYPE_BLOB, ev->key, ev->keylen);
+    if (del) {
+        bind_time(&b[k++], &t[0], ev->delete_us);
+        bind_time(&b[k++], &t[1], ev->delete_us);
+        bind_time(&b[k++], &t[2], now_us);
+        return;
+    }
+    for (size_t i = 0; i < nc; i++)
+        bind_cell(&b[k++], &ev->cells[i]);
+    bind_time(&b[k++], &t[0], ev->create_us);
+    bind_time(&b[k++], &t[1], ev->update_us);
+    bind_time(&b[k++], &t[2], now_us);
+    if (!ev->hashes || nc * 8 > SINK_HASHES_LEN) {
+        b[k].buffer_type = MYSQL_TYPE_NULL;
+        return;
+    }
+    for (size_t i = 0; i < nc; i++)
+        for (int x = 0; x < 8; x++)
+            h[i * 8 + (size_t)x] = (unsigned char)(ev->hashes[i] >> (8 * x));
+    bind_bytes(&b[k], MYSQL_TYPE_BLOB, h, nc * 8);
+}
+
+/* Bytes a row takes in an execute packet, near enough. */
+static size_t row_bytes(const struct item *it, size_t per)
+{
+    size_t n = it->ev->keylen + per * 20 + SINK_HASHES_LEN;
+
+    for (size_t i = 0; it->ev->op == SINK_OP_UPSERT && i < it->ev->ncells; i++)
+        n += it->ev->cells[i].len;
+    return n;
+}
+
+/* Rows of the statement that carries the next *rows rows: a few shapes per run (2, 4, 8, 16,
+ * 32, then multiples of 16), the free places filled with copies of the last row (which the guard
+ * refuses, and which are taken out of the count, as the copy of a lone row in stmt_flush()).
+ * Where that would take more than 4 copies and at most 4 rows are left over a multiple of 16,
+ * those go in the next statement (*rows is lowered). */
+static size_t ps_shape(size_t *rows)
+{
+    size_t sn = 2;
+
+    while (sn < *rows && sn < 32)
+        sn *= 2;
+    if (sn >= *rows)
+        return sn;
+    sn = (*rows + 15) / 16 * 16;
+    if (sn - *rows > 4 && *rows % 16 <= 4)
+        sn = *rows = *rows / 16 * 16;
+    return sn;
+}
+
+/* Writes the first rows of a run as prepared statements; *done tells how many (the rest, if
+ * any, go as text). */
+static int ps_run(struct sink *s, const struct order *o, size_t n, struct stmt *st, size_t *done,
+                  fserr *e)
+{
+    const struct cfg_collection *cl = &s->cfg->collections[o[0].coll];
+    bool del = o[0].op == SINK_OP_DELETE;
+    size_t per = ps_per_row(cl, del), i = 0;
+    int64_t now_us;
+
+    *done = 0;
+    if (s->b.single || sink_time_parse(s->b.now, strlen(s->b.now), &now_us) != 0)
+        return 0;
+    while (i < n) {
+        size_t rows = 0, bytes = 0, last, sn;
+        MYSQL_STMT *ps;
+        while (i + rows < n && rows < PS_ROWS &&
+               bytes + row_bytes(&s->b.it[o[i + rows].idx], per) <= s->stmt_max / 2)
+            bytes += row_bytes(&s->b.it[o[i + rows++].idx], per);
+        if (!rows)
+            break; /* a row too large: text */
+        sn = ps_shape(&rows);
+        last = row_bytes(&s->b.it[o[i + rows - 1].idx], per);
+        if (bytes + (sn - rows) * last > s->stmt_max)
+            sn = rows > 1 ? rows : 2;
+        if (!(ps = ps_get(s, o[0].coll, o[0].op, o[0].mask, sn)))
+            break;
+        if (s->pcap < sn * per) {
+            s->pcap = sn * per;
+            s->pbind = xrealloc(s->pbind, s->pcap * sizeof(*s->pbind));
+        }
+        if (s->prows < sn) {
+            s->prows = sn;
+            s->ptime = xrealloc(s->ptime, s->prows * 3 * sizeof(*s->ptime));
+            s->phash = xrealloc(s->phash, s->prows * SINK_HASHES_LEN);
+        }
+        memset(s->pbind, 0, sn * per * sizeof(*s->pbind));
+        for (size_t r = 0; r < sn; r++)
+            ps_bind_row(cl, del, &s->b.it[o[i + (r < rows ? r : rows - 1)].idx], now_us,
+                        &s->pbind[r * per], &s->ptime[r * 3], &s->phash[r * SINK_HASHES_LEN]);
+        s->last_errno = 0;
+        if (mysql_stmt_bind_param(ps, s->pbind) != 0 || mysql_stmt_execute(ps) != 0) {
+            int rc = sql_fail(s, st->what, e);
+            if (!s->last_errno)
+                log_error("%s: %s", st->what, mysql_stmt_error(ps));
+            return rc;
+        }
+        st->nrows = rows;
+        account(st, sn - rows);
+        st->nrows = 0;
+        i += rows;
+        *done = i;
+    }
+    return 0;
+}
+
 /* Writes one run: row events of the same generation, collection, operation and columns. */
 static int write_run(struct sink *s, const struct order *o, size_t n, fserr *e)
 {
@@ -735,15 +1077,22 @@ static int write_run(struct sink *s, const struct order *o, size_t n, fserr *e)
     bool del = o[0].op == SINK_OP_DELETE;
     char what[128];
     struct stmt st;
+    size_t from = 0;
     int rc;
 
     snprintf(what, sizeof(what), "writing `%s`", cl->table);
     stmt_init(&st, s, what, o[0].op);
-    rc = del ? delete_head(cl, &st.sql) : upsert_head(cl, &st.sql);
+    rc = ps_run(s, o, n, &st, &from, e);
+    if (!rc && from == n) {
+        stmt_release(&st);
+        return 0;
+    }
+    if (!rc)
+        rc = del ? delete_head(cl, &st.sql) : upsert_head(cl, &st.sql);
     if (!rc)
         rc = del ? delete_tail(&st.tail) : upsert_tail(cl, o[0].mask, &st.tail);
     stmt_head_done(&st);
-    for (size_t i = 0; i < n && !rc; i++) {
+    for (size_t i = from; i < n && !rc; i++) {
         struct item *it = &s->b.it[o[i].idx];
         buf_reset(&st.row);
         rc = del ? delete_row(s, it, &st.row) : upsert_row(s, cl, it, &st.row);
@@ -852,7 +1201,6 @@ static char *bad_cells(const struct cfg_collection *cl, const struct sink_event 
 static char *bad_row_event(const struct cfg *cfg, const struct sink_event *ev)
 {
     const struct cfg_collection *cl;
-    char t[SINK_TIME_LEN];
 
     if (ev->coll < 0 || (size_t)ev->coll >= cfg->ncollections)
         return xasprintf("the event names collection #%d, which is not mapped", ev->coll);
@@ -863,11 +1211,10 @@ static char *bad_row_event(const struct cfg *cfg, const struct sink_event *ev)
         return xasprintf("the document key has %zu bytes; column `%s`.`%s` holds %d", ev->keylen,
                          cl->table, sink_key_column(cl), sink_key_len(cl));
     if (ev->op == SINK_OP_DELETE)
-        return !ev->delete_us || sink_time_format(ev->delete_us, t)
+        return !ev->delete_us || !time_ok(ev->delete_us)
                    ? xasprintf("delete time %lld us is not a DATETIME", (long long)ev->delete_us)
                    : NULL;
-    if (!ev->update_us || sink_time_format(ev->update_us, t) ||
-        (ev->create_us && sink_time_format(ev->create_us, t)))
+    if (!ev->update_us || !time_ok(ev->update_us) || (ev->create_us && !time_ok(ev->create_us)))
         return xasprintf("update time %lld us or create time %lld us is not a DATETIME",
                          (long long)ev->update_us, (long long)ev->create_us);
     return bad_cells(cl, ev);
@@ -940,6 +1287,26 @@ static void attempt_reset(struct batch *b)
         snap_free(b->slots[i].snap);
         b->slots[i].snap = NULL;
     }
+}
+
+/* Frees the committed events kept in s->grave. */
+static void bury(struct sink *s)
+{
+    while (s->grave) {
+        struct sink_event *ev = s->grave;
+        s->grave = ev->next;
+        sink_event_free(ev);
+    }
+}
+
+/* COMMIT, with the previous batch's events freed while the server commits. Nonzero on failure,
+ * as mysql_commit(). */
+static int commit_bury(struct sink *s)
+{
+    int rc = mysql_send_query(s->m, "COMMIT", 6) != 0;
+
+    bury(s);
+    return rc ? rc : mysql_read_query_result(s->m) != 0;
 }
 
 static void batch_clear(struct batch *b)
@@ -1400,6 +1767,7 @@ static int write_dead_letters(struct sink *s, fserr *e)
 
 static void close_conn(struct sink *s)
 {
+    ps_clear(s);
     if (s->m)
         mysql_close(s->m);
     s->m = NULL;
@@ -1526,7 +1894,7 @@ static int attempt(struct sink *s, fserr *e)
         rc = write_checkpoints(s, e);
     if (!rc)
         rc = write_dead_letters(s, e);
-    if (!rc && mysql_commit(s->m) != 0)
+    if (!rc && commit_bury(s) != 0)
         rc = sql_fail(s, "COMMIT", e);
     if (rc && e && !e->code) /* assembly, not the server */
         fserr_set(e, rc, "assembling the batch's statements failed: %s", fserr_str(rc));
@@ -1639,6 +2007,11 @@ static void retire(struct sink *s, bool ok)
 
     if (ok)
         pages_done(s);
+    for (size_t i = 0; ok && i < n; i++) { /* committed: freed during the next COMMIT */
+        s->b.it[i].ev->next = s->grave;
+        s->grave = s->b.it[i].ev;
+        s->b.it[i].ev = NULL;
+    }
     batch_clear(&s->b);
     pthread_mutex_lock(&s->mu);
     if (ok)
@@ -1661,6 +2034,7 @@ static void *run(void *arg)
         if (!ok)
             break;
     }
+    bury(s);
     close_conn(s);
     pthread_mutex_lock(&s->mu);
     s->running = false;
@@ -1803,6 +2177,9 @@ void sink_free(struct sink *s)
     free(s->b.it);
     free(s->esc);
     close_conn(s);
+    free(s->pbind);
+    free(s->ptime);
+    free(s->phash);
     pthread_cond_destroy(&s->wake);
     pthread_cond_destroy(&s->done);
     pthread_mutex_destroy(&s->mu);

@@ -338,7 +338,7 @@ static void setup(struct bench *b)
 {
     static const struct listen_callbacks cb = {cb_seen,         cb_upsert,     cb_remove,
                                                cb_reset,        cb_consistent, cb_live_count,
-                                               cb_target_error, cb_send};
+                                               cb_target_error, cb_send,       NULL};
     fserr e = {0};
     buf errs;
 

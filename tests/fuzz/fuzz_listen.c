@@ -69,7 +69,8 @@ static int f_send(void *ud, const char *json)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const struct listen_callbacks cb = {f_seen,       f_upsert, f_remove, f_reset,
-                                               f_consistent, f_live,   f_error,  f_send};
+                                               f_consistent, f_live,   f_error,  f_send,
+                                               NULL};
     listen_state *ls = listen_new("projects/p/databases/(default)", &cb, NULL);
     json_doc d;
     fserr e = {0};

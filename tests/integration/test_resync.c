@@ -49,6 +49,19 @@ static int teardown(void **state)
     return 0;
 }
 
+/* A fresh database and an empty emulator project for this test (reruns on the same services). */
+static void fresh(const char *name, const char *colls, const char *extra)
+{
+    struct svc_env env;
+    fserr e = {0};
+
+    assert_int_equal(agent_env_init(&ae, name, colls, extra), 0);
+    env = ae.svc;
+    snprintf(env.project, sizeof(env.project), "%s", ae.project);
+    if (svc_emulator_clear(&env, &e) != 0)
+        fail_msg("%s", e.msg);
+}
+
 static void start_agent(void)
 {
     assert_int_equal(agent_start(&ae, NULL, NULL), 0);
@@ -101,7 +114,7 @@ static void test_rows_changed_deleted_and_added_by_hand_are_put_right(void **sta
     long before;
     (void)state;
 
-    assert_int_equal(agent_env_init(&ae, "rs_hand", STAFF, NULL), 0);
+    fresh("rs_hand", STAFF, NULL);
     put_many("staff", 30, "N");
     start_agent();
     assert_true(sql_wait(&ae, "30", WAIT_MS, "SELECT COUNT(*) FROM staff"));
@@ -159,7 +172,7 @@ test_documents_deleted_while_the_agent_was_stopped_are_soft_deleted_after_start(
     char out[4096];
     (void)state;
 
-    assert_int_equal(agent_env_init(&ae, "rs_away", STAFF, NULL), 0);
+    fresh("rs_away", STAFF, NULL);
     put_many("staff", 20, "N");
     start_agent();
     assert_true(sql_wait(&ae, "20", WAIT_MS, "SELECT COUNT(*) FROM staff"));
@@ -191,7 +204,7 @@ static void test_documents_updated_during_a_resync_keep_their_newest_values(void
     char out[4096];
     (void)state;
 
-    assert_int_equal(agent_env_init(&ae, "rs_during", STAFF, SLOW_PAGES), 0);
+    fresh("rs_during", STAFF, SLOW_PAGES);
     put_many("staff", 60, "N");
     start_agent();
     assert_true(sql_wait(&ae, "60", WAIT_MS, "SELECT COUNT(*) FROM staff"));
@@ -228,7 +241,7 @@ static void test_a_resync_killed_halfway_continues_at_the_next_start(void **stat
     const char *res;
     (void)state;
 
-    assert_int_equal(agent_env_init(&ae, "rs_kill", STAFF, SLOW_PAGES), 0);
+    fresh("rs_kill", STAFF, SLOW_PAGES);
     put_many("staff", 60, "N");
     start_agent();
     assert_true(sql_wait(&ae, "60", WAIT_MS, "SELECT COUNT(*) FROM staff"));
@@ -275,7 +288,7 @@ static void test_paths_sorting_unlike_firestore_are_neither_missed_nor_wrongly_d
     long before;
     (void)state;
 
-    assert_int_equal(agent_env_init(&ae, "rs_order", GROUP, "\n[resync]\npage_size = 2\n"), 0);
+    fresh("rs_order", GROUP, "\n[resync]\npage_size = 2\n");
     for (size_t p = 0; p < 6; p++)
         for (size_t i = 0; i < 6; i++) {
             snprintf(coll, sizeof(coll), "g/%s/items", parents[p]);
@@ -307,7 +320,7 @@ static void test_resync_of_an_unknown_collection_is_refused(void **state)
     char out[4096];
     (void)state;
 
-    assert_int_equal(agent_env_init(&ae, "rs_unknown", STAFF, NULL), 0);
+    fresh("rs_unknown", STAFF, NULL);
     start_agent();
     assert_int_equal(run_firesync(&ae, out, sizeof(out), "resync", "--collection", "nope",
                                   "--config", ae.config, NULL),

@@ -110,7 +110,8 @@ static int cb_send(void *ud, const char *json)
 }
 
 static const struct listen_callbacks cbs = {cb_seen,  cb_upsert, cb_remove, cb_reset,
-                                            cb_consistent, cb_live, cb_error, cb_send};
+                                            cb_consistent, cb_live, cb_error, cb_send,
+                                            NULL};
 
 static int setup(void **state)
 {
