@@ -447,6 +447,25 @@ static void json_name(buf *b, const char *name, size_t len)
     fsval_to_json(&s, b);
 }
 
+/* Which mapped paths name field f at segment depth `depth`: true when one names it whole;
+ * the paths that go deeper into it are put in sub (*ns of them). */
+static bool match_paths(const struct fsval_field *f, const struct fsval_path *const *paths,
+                        size_t np, size_t depth, const struct fsval_path **sub, size_t *ns)
+{
+    bool whole = false;
+
+    for (size_t k = 0; k < np; k++) {
+        const struct fsval_pathseg *s = &paths[k]->segs[depth];
+        if (s->len == f->name_len && memcmp(s->p, f->name, s->len) == 0) {
+            if (paths[k]->n == depth + 1)
+                whole = true;
+            else
+                sub[(*ns)++] = paths[k];
+        }
+    }
+    return whole;
+}
+
 /* Writes map m without the fields named by the paths in `paths` at segment depth `depth`.
  * Returns the number of fields written. */
 static size_t write_without(buf *b, const fsval *m, const struct fsval_path *const *paths,
@@ -459,16 +478,7 @@ static size_t write_without(buf *b, const fsval *m, const struct fsval_path *con
     for (size_t i = 0; i < m->u.map.n; i++) {
         const struct fsval_field *f = &m->u.map.fields[i];
         size_t ns = 0;
-        bool whole = false;
-        for (size_t k = 0; k < np; k++) {
-            const struct fsval_pathseg *s = &paths[k]->segs[depth];
-            if (s->len == f->name_len && memcmp(s->p, f->name, s->len) == 0) {
-                if (paths[k]->n == depth + 1)
-                    whole = true;
-                else
-                    sub[ns++] = paths[k];
-            }
-        }
+        bool whole = match_paths(f, paths, np, depth, sub, &ns);
         if (whole)
             continue;
         size_t mark = b->len;
@@ -504,16 +514,7 @@ static bool all_mapped(const fsval *m, const struct fsval_path *const *paths, si
     for (size_t i = 0; i < m->u.map.n && all; i++) {
         const struct fsval_field *f = &m->u.map.fields[i];
         size_t ns = 0;
-        bool whole = false;
-        for (size_t k = 0; k < np; k++) {
-            const struct fsval_pathseg *s = &paths[k]->segs[depth];
-            if (s->len == f->name_len && memcmp(s->p, f->name, s->len) == 0) {
-                if (paths[k]->n == depth + 1)
-                    whole = true;
-                else
-                    sub[ns++] = paths[k];
-            }
-        }
+        bool whole = match_paths(f, paths, np, depth, sub, &ns);
         if (!whole)
             all = ns && f->v.type == FSVAL_MAP && all_mapped(&f->v, sub, ns, depth + 1);
     }
