@@ -12,6 +12,7 @@
 #include "agent/config.h"
 #include "common/buf.h"
 #include "common/err.h"
+#include "mysql/sink.h"
 
 #include <mysql.h>
 #include <stdbool.h>
@@ -62,5 +63,17 @@ int sink_schema_ensure(const struct cfg *cfg, MYSQL *m, fserr *e);
 int sink_add_ident(buf *b, const char *name);
 /* Appends the bytes as a hex literal X'..'. */
 int sink_add_hex(buf *b, const void *p, size_t n);
+
+/* A scratch buffer for mysql_real_escape_string, owned by the caller (free(p) when done). */
+struct sink_esc {
+    char *p;
+    size_t cap;
+};
+/* Appends n bytes as a quoted string literal escaped for connection m. */
+int sink_add_str(MYSQL *m, struct sink_esc *esc, buf *b, const char *p, size_t n);
+/* Appends one converted cell as an SQL literal: number, quoted string, X'..' or NULL. */
+int sink_add_cell(MYSQL *m, struct sink_esc *esc, buf *b, const struct sink_cell *c);
+/* Appends n column hashes as the fs_hashes value (8 bytes each, little-endian), or NULL. */
+int sink_add_hashes(buf *b, const uint64_t *h, size_t n);
 
 #endif

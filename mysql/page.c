@@ -315,27 +315,9 @@ struct pass {
     bool *found;
     char rt[SINK_TIME_LEN];
     struct stmt up, del, hist;
-    char *esc;
-    size_t esccap;
+    struct sink_esc esc; /* escaping scratch */
 };
 
-static int add_str(struct pass *ps, buf *b, const char *p, size_t n)
-{
-    unsigned long k;
-    int rc;
-
-    if (ps->esccap < 2 * n + 1) {
-        ps->esccap = 2 * n + 1;
-        ps->esc = xrealloc(ps->esc, ps->esccap);
-    }
-    k = mysql_real_escape_string(ps->c->m, ps->esc, p ? p : "", (unsigned long)n);
-    if (k == (unsigned long)-1)
-        return FS_EINVAL;
-    rc = buf_addc(b, '\'');
-    if (!rc)
-        rc = buf_add(b, ps->esc, k);
-    return rc ? rc : buf_addc(b, '\'');
-}
 
 static int add_time(buf *b, int64_t us)
 {
@@ -346,32 +328,7 @@ static int add_time(buf *b, int64_t us)
     return buf_printf(b, "'%s'", t);
 }
 
-static int add_cell(struct pass *ps, buf *b, const struct sink_cell *c)
-{
-    switch (c->kind) {
-    case SINK_CELL_NUM:
-        return buf_add(b, c->p, c->len);
-    case SINK_CELL_STR:
-        return add_str(ps, b, c->p, c->len);
-    case SINK_CELL_BIN:
-        return sink_add_hex(b, c->p, c->len);
-    case SINK_CELL_NULL:
-        break;
-    }
-    return buf_adds(b, "NULL");
-}
 
-static int add_hashes(buf *b, const uint64_t *h, size_t n)
-{
-    unsigned char raw[SINK_HASHES_LEN];
-
-    if (!h || n * 8 > sizeof(raw))
-        return buf_adds(b, "NULL");
-    for (size_t i = 0; i < n; i++)
-        for (int k = 0; k < 8; k++)
-            raw[i * 8 + (size_t)k] = (unsigned char)(h[i] >> (8 * k));
-    return sink_add_hex(b, raw, n * 8);
-}
 
 static void stmt_init(struct stmt *st, enum skind kind)
 {
@@ -675,7 +632,7 @@ static int history_row(struct pass *ps, const char *op, const struct row *r,
     buf_init(&row, 0);
     rc = buf_printf(&row, "('%s',", id);
     if (!rc)
-        rc = add_str(ps, &row, ps->cl->path, strlen(ps->cl->path));
+        rc = sink_add_str(ps->c->m, &ps->esc, &row, ps->cl->path, strlen(ps->cl->path));
     if (!rc)
         rc = buf_addc(&row, ',');
     if (!rc)
@@ -683,7 +640,7 @@ static int history_row(struct pass *ps, const char *op, const struct row *r,
     if (!rc)
         rc = buf_printf(&row, ",'%s',", op);
     if (!rc)
-        rc = js ? add_str(ps, &row, js, strlen(js)) : buf_adds(&row, "NULL");
+        rc = js ? sink_add_str(ps->c->m, &ps->esc, &row, js, strlen(js)) : buf_adds(&row, "NULL");
     if (!rc)
         rc = buf_addc(&row, ',');
     if (!rc)
@@ -712,7 +669,7 @@ static int write_doc(struct pass *ps, size_t i, const struct row *r, fserr *e)
     for (size_t k = 0; k < ps->nc && !rc; k++) {
         rc = buf_addc(&row, ',');
         if (!rc)
-            rc = add_cell(ps, &row, &d->cells[k]);
+            rc = sink_add_cell(ps->c->m, &ps->esc, &row, &d->cells[k]);
     }
     if (!rc)
         rc = buf_addc(&row, ',');
@@ -725,7 +682,7 @@ static int write_doc(struct pass *ps, size_t i, const struct row *r, fserr *e)
     if (!rc)
         rc = buf_printf(&row, ",'%s',", ps->c->now);
     if (!rc)
-        rc = add_hashes(&row, d->hashes, ps->nc);
+        rc = sink_add_hashes(&row, d->hashes, ps->nc);
     if (!rc)
         rc = buf_addc(&row, ')');
     d->outcome = SINK_PAGE_WRITTEN;
@@ -1013,7 +970,7 @@ static int write_state(struct pass *ps, fserr *e)
                     "`resync_finished_at`) VALUES (",
                     ps->c->cfg->mysql.checkpoint_table);
     if (!rc)
-        rc = add_str(ps, &sql, target, strlen(target));
+        rc = sink_add_str(ps->c->m, &ps->esc, &sql, target, strlen(target));
     if (!rc)
         rc = buf_printf(&sql, ",'%s',%lld,", ps->c->now, (long long)pg->generation);
     if (!rc)
@@ -1031,7 +988,7 @@ static int write_state(struct pass *ps, fserr *e)
     if (!rc)
         rc = buf_addc(&sql, ',');
     if (!rc)
-        rc = add_str(ps, &sql, result, strlen(result));
+        rc = sink_add_str(ps->c->m, &ps->esc, &sql, result, strlen(result));
     if (!rc)
         rc = buf_printf(&sql, ",%s%s%s)", final ? "'" : "", final ? ps->c->now : "NULL",
                         final ? "'" : "");
@@ -1142,7 +1099,7 @@ int sink_page_apply(struct sink_page_ctx *ctx, struct sink_page *pg, fserr *e)
     stmt_release(&ps.hist);
     free(ps.order);
     free(ps.found);
-    free(ps.esc);
+    free(ps.esc.p);
     if (rc && e && !e->code)
         fserr_set(e, rc, "resync: assembling the page's statements failed: %s", fserr_str(rc));
     return rc;

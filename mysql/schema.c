@@ -198,6 +198,51 @@ int sink_add_hex(buf *b, const void *p, size_t n)
     return rc ? rc : buf_addc(b, '\'');
 }
 
+int sink_add_str(MYSQL *m, struct sink_esc *esc, buf *b, const char *p, size_t n)
+{
+    unsigned long k;
+    int rc;
+
+    if (esc->cap < 2 * n + 1) {
+        esc->cap = 2 * n + 1;
+        esc->p = xrealloc(esc->p, esc->cap);
+    }
+    k = mysql_real_escape_string(m, esc->p, p ? p : "", (unsigned long)n);
+    if (k == (unsigned long)-1)
+        return FS_EINVAL;
+    rc = buf_addc(b, '\'');
+    if (!rc)
+        rc = buf_add(b, esc->p, k);
+    return rc ? rc : buf_addc(b, '\'');
+}
+
+int sink_add_cell(MYSQL *m, struct sink_esc *esc, buf *b, const struct sink_cell *c)
+{
+    switch (c->kind) {
+    case SINK_CELL_NUM:
+        return buf_add(b, c->p, c->len);
+    case SINK_CELL_STR:
+        return sink_add_str(m, esc, b, c->p, c->len);
+    case SINK_CELL_BIN:
+        return sink_add_hex(b, c->p, c->len);
+    case SINK_CELL_NULL:
+        break;
+    }
+    return buf_adds(b, "NULL");
+}
+
+int sink_add_hashes(buf *b, const uint64_t *h, size_t n)
+{
+    unsigned char raw[SINK_HASHES_LEN];
+
+    if (!h || n * 8 > sizeof(raw))
+        return buf_adds(b, "NULL");
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < 8; k++)
+            raw[i * 8 + (size_t)k] = (unsigned char)(h[i] >> (8 * k));
+    return sink_add_hex(b, raw, n * 8);
+}
+
 /* ---- table descriptions -------------------------------------------------------------------- */
 
 /* Column kinds: the first eleven are cfg_coltype's, in the same order. */

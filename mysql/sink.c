@@ -124,8 +124,7 @@ struct sink {
     unsigned int last_errno;
     size_t packet_max, stmt_max;
     struct sink_backoff bo;
-    char *esc;
-    size_t esccap;
+    struct sink_esc esc; /* escaping scratch */
     struct batch b;
     struct sink_event *grave; /* committed events, freed while the next COMMIT runs */
     /* prepared row statements (see ps_run) */
@@ -195,22 +194,6 @@ static bool nap(struct sink *s, int64_t ms)
 
 /* ---- SQL text ------------------------------------------------------------------------------ */
 
-static int add_str(struct sink *s, buf *b, const char *p, size_t n)
-{
-    unsigned long k;
-
-    if (s->esccap < 2 * n + 1) {
-        s->esccap = 2 * n + 1;
-        s->esc = xrealloc(s->esc, s->esccap);
-    }
-    k = mysql_real_escape_string(s->m, s->esc, p ? p : "", (unsigned long)n);
-    if (k == (unsigned long)-1)
-        return FS_EINVAL;
-    int rc = buf_addc(b, '\'');
-    if (!rc)
-        rc = buf_add(b, s->esc, k);
-    return rc ? rc : buf_addc(b, '\'');
-}
 
 /* The microseconds sink_time_format() accepts: years 1 to 9999. */
 #define TIME_US_MIN (INT64_C(-62135596800) * 1000000)
@@ -297,32 +280,7 @@ static int add_time(buf *b, int64_t us)
     return buf_add(b, t, SINK_TIME_LEN + 1);
 }
 
-static int add_cell(struct sink *s, buf *b, const struct sink_cell *c)
-{
-    switch (c->kind) {
-    case SINK_CELL_NUM:
-        return buf_add(b, c->p, c->len);
-    case SINK_CELL_STR:
-        return add_str(s, b, c->p, c->len);
-    case SINK_CELL_BIN:
-        return sink_add_hex(b, c->p, c->len);
-    case SINK_CELL_NULL:
-        break;
-    }
-    return buf_adds(b, "NULL");
-}
 
-static int add_hashes(buf *b, const uint64_t *h, size_t n)
-{
-    unsigned char raw[SINK_HASHES_LEN];
-
-    if (!h || n * 8 > sizeof(raw))
-        return buf_adds(b, "NULL");
-    for (size_t i = 0; i < n; i++)
-        for (int k = 0; k < 8; k++)
-            raw[i * 8 + (size_t)k] = (unsigned char)(h[i] >> (8 * k));
-    return sink_add_hex(b, raw, n * 8);
-}
 
 /* Copies p[0..n) as valid UTF-8 of at most max bytes: a bad byte becomes U+FFFD. */
 static void utf8_clean(const char *p, size_t n, size_t max, buf *out)
@@ -741,7 +699,7 @@ static int upsert_row(struct sink *s, const struct cfg_collection *cl, const str
     for (size_t i = 0; i < ev->ncells && !rc; i++) {
         rc = buf_addc(b, ',');
         if (!rc)
-            rc = add_cell(s, b, &ev->cells[i]);
+            rc = sink_add_cell(s->m, &s->esc, b, &ev->cells[i]);
     }
     if (!rc)
         rc = buf_addc(b, ',');
@@ -754,7 +712,7 @@ static int upsert_row(struct sink *s, const struct cfg_collection *cl, const str
     if (!rc)
         rc = buf_printf(b, ",'%s',", s->b.now);
     if (!rc)
-        rc = add_hashes(b, ev->hashes, ev->hashes ? sink_ncells(cl) : 0);
+        rc = sink_add_hashes(b, ev->hashes, ev->hashes ? sink_ncells(cl) : 0);
     return rc ? rc : buf_addc(b, ')');
 }
 
@@ -1530,7 +1488,7 @@ static int change_row(struct sink *s, const struct item *it, buf *row, bool *hav
         if (!rc)
             rc = buf_printf(row, "('%s',", id);
         if (!rc)
-            rc = add_str(s, row, cl->path, strlen(cl->path));
+            rc = sink_add_str(s->m, &s->esc, row, cl->path, strlen(cl->path));
         if (!rc)
             rc = buf_addc(row, ',');
         if (!rc)
@@ -1538,7 +1496,7 @@ static int change_row(struct sink *s, const struct item *it, buf *row, bool *hav
         if (!rc)
             rc = buf_printf(row, ",'%s',", chg_names[op]);
         if (!rc)
-            rc = js ? add_str(s, row, js, strlen(js)) : buf_adds(row, "NULL");
+            rc = js ? sink_add_str(s->m, &s->esc, row, js, strlen(js)) : buf_adds(row, "NULL");
         if (!rc)
             rc = buf_addc(row, ',');
         if (!rc)
@@ -1604,11 +1562,11 @@ static int write_checkpoints(struct sink *s, fserr *e)
         buf_reset(&st.row);
         rc = buf_addc(&st.row, '(');
         if (!rc)
-            rc = add_str(s, &st.row, target, strlen(target));
+            rc = sink_add_str(s->m, &s->esc, &st.row, target, strlen(target));
         if (!rc)
             rc = buf_addc(&st.row, ',');
         if (!rc)
-            rc = add_str(s, &st.row, ev->token, strlen(ev->token));
+            rc = sink_add_str(s->m, &s->esc, &st.row, ev->token, strlen(ev->token));
         if (!rc)
             rc = buf_addc(&st.row, ',');
         if (!rc)
@@ -1680,8 +1638,8 @@ static int dead_row(struct sink *s, int coll, const char *name, const char *reas
         return FS_EINTERNAL;
     rc = buf_addc(row, '(');
     if (!rc && coll >= 0 && (size_t)coll < s->cfg->ncollections)
-        rc =
-            add_str(s, row, s->cfg->collections[coll].path, strlen(s->cfg->collections[coll].path));
+        rc = sink_add_str(s->m, &s->esc, row, s->cfg->collections[coll].path,
+                          strlen(s->cfg->collections[coll].path));
     else if (!rc)
         rc = buf_adds(row, "NULL");
     if (!rc)
@@ -1697,14 +1655,15 @@ static int dead_row(struct sink *s, int coll, const char *name, const char *reas
     if (!rc)
         rc = buf_addc(row, ',');
     if (!rc)
-        rc = add_str(s, row, buf_str(&clean), clean.len);
+        rc = sink_add_str(s->m, &s->esc, row, buf_str(&clean), clean.len);
     buf_reset(&clean);
     if (raw)
         utf8_clean(raw, strlen(raw), SINK_RAW_LEN, &clean);
     if (!rc)
         rc = buf_addc(row, ',');
     if (!rc)
-        rc = raw ? add_str(s, row, buf_str(&clean), clean.len) : buf_adds(row, "NULL");
+        rc = raw ? sink_add_str(s->m, &s->esc, row, buf_str(&clean), clean.len)
+                 : buf_adds(row, "NULL");
     buf_release(&clean);
     return rc ? rc : buf_printf(row, ",'%s','%s',1)", s->b.now, s->b.now);
 }
@@ -2175,7 +2134,7 @@ void sink_free(struct sink *s)
     }
     batch_clear(&s->b);
     free(s->b.it);
-    free(s->esc);
+    free(s->esc.p);
     close_conn(s);
     free(s->pbind);
     free(s->ptime);
