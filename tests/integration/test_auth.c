@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tests/testkey.h"
+
 #include "common/base64.h"
 #include "common/buf.h"
 #include "common/err.h"
@@ -44,10 +46,7 @@
 
 /* Made once for the group: the throwaway key pair and a private directory for key files. */
 static struct {
-    EVP_PKEY *pkey;
-    char *pem;     /* private half, PKCS#8 PEM */
-    char *pub_pem; /* public half */
-    char dir[64];
+    struct test_key k; /* the throwaway key pair and its directory */
     int nfiles;
 } g;
 
@@ -77,53 +76,19 @@ struct t {
 
 /* ---- key material -------------------------------------------------------------------------- */
 
-static char *bio_text(BIO *bio)
-{
-    char *data;
-    long n = BIO_get_mem_data(bio, &data);
-    return xstrndup(data, (size_t)n);
-}
 
 static int group_setup(void **state)
 {
-    BIO *bio;
     (void)state;
 
     log_init(LOG_STYLE_PLAIN, LOG_LVL_WARN);
-    g.pkey = EVP_RSA_gen(2048);
-    if (!g.pkey)
-        return -1;
-    bio = BIO_new(BIO_s_mem());
-    PEM_write_bio_PrivateKey(bio, g.pkey, NULL, NULL, 0, NULL, NULL);
-    g.pem = bio_text(bio);
-    BIO_free(bio);
-    bio = BIO_new(BIO_s_mem());
-    PEM_write_bio_PUBKEY(bio, g.pkey);
-    g.pub_pem = bio_text(bio);
-    BIO_free(bio);
-    snprintf(g.dir, sizeof(g.dir), "/tmp/test_auth.XXXXXX");
-    return mkdtemp(g.dir) ? 0 : -1;
+    return test_key_make(&g.k, "test_auth");
 }
 
 static int group_teardown(void **state)
 {
-    DIR *d = opendir(g.dir);
-    struct dirent *de;
     (void)state;
-
-    while (d && (de = readdir(d))) {
-        if (de->d_name[0] == '.')
-            continue;
-        char *p = xasprintf("%s/%s", g.dir, de->d_name);
-        unlink(p);
-        free(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(g.dir);
-    EVP_PKEY_free(g.pkey);
-    free(g.pem);
-    free(g.pub_pem);
+    test_key_free(&g.k);
     return 0;
 }
 
@@ -132,14 +97,14 @@ static int group_teardown(void **state)
 static char *write_key(const char *token_uri, mode_t mode)
 {
     cJSON *o = cJSON_CreateObject();
-    char *json, *path = xasprintf("%s/key%d.json", g.dir, g.nfiles++);
+    char *json, *path = xasprintf("%s/key%d.json", g.k.dir, g.nfiles++);
     int fd;
     size_t n;
 
     cJSON_AddStringToObject(o, "type", "service_account");
     cJSON_AddStringToObject(o, "project_id", "demo-project");
     cJSON_AddStringToObject(o, "private_key_id", KID);
-    cJSON_AddStringToObject(o, "private_key", g.pem);
+    cJSON_AddStringToObject(o, "private_key", g.k.pem);
     cJSON_AddStringToObject(o, "client_email", EMAIL);
     cJSON_AddStringToObject(o, "token_uri", token_uri);
     json = cJSON_Print(o);
@@ -351,7 +316,7 @@ static char *decode_part(const char *part, size_t n)
 static bool signature_verifies(const char *jwt)
 {
     const char *dot2 = strrchr(jwt, '.');
-    BIO *bio = BIO_new_mem_buf(g.pub_pem, -1);
+    BIO *bio = BIO_new_mem_buf(g.k.pub_pem, -1);
     EVP_PKEY *pub = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     buf sig;
@@ -388,7 +353,7 @@ static double jnum(const cJSON *o, const char *name)
 /* No error text may hold key material, a JWT, a token or a Bearer value. */
 static void assert_no_secret(const char *why)
 {
-    char *copy = xstrdup(g.pem);
+    char *copy = xstrdup(g.k.pem);
 
     assert_null(strstr(why, "PRIVATE KEY"));
     assert_null(strstr(why, "eyJ")); /* every JWT part starts so: base64url of '{"' */

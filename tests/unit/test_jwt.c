@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tests/testkey.h"
+
 #include "common/base64.h"
 #include "common/buf.h"
 #include "common/err.h"
@@ -38,59 +40,22 @@
 
 /* Made once for the group. */
 static struct {
-    EVP_PKEY *pkey; /* the throwaway RSA key pair */
-    char *pem;      /* its private half as PKCS#8 PEM, as Google ships it */
-    char *pub_pem;  /* its public half */
-    char dir[64];   /* the mkdtemp directory for key files */
+    struct test_key k; /* the throwaway key pair and its directory */
     int nfiles;     /* files written so far (for unique names) */
 } g;
 
-static char *bio_text(BIO *bio)
-{
-    char *data;
-    long n = BIO_get_mem_data(bio, &data);
-    return xstrndup(data, (size_t)n);
-}
 
 static int group_setup(void **state)
 {
-    BIO *bio;
     (void)state;
 
-    g.pkey = EVP_RSA_gen(2048);
-    if (!g.pkey)
-        return -1;
-    bio = BIO_new(BIO_s_mem());
-    PEM_write_bio_PrivateKey(bio, g.pkey, NULL, NULL, 0, NULL, NULL);
-    g.pem = bio_text(bio);
-    BIO_free(bio);
-    bio = BIO_new(BIO_s_mem());
-    PEM_write_bio_PUBKEY(bio, g.pkey);
-    g.pub_pem = bio_text(bio);
-    BIO_free(bio);
-    snprintf(g.dir, sizeof(g.dir), "/tmp/test_jwt.XXXXXX");
-    return mkdtemp(g.dir) ? 0 : -1;
+    return test_key_make(&g.k, "test_jwt");
 }
 
 static int group_teardown(void **state)
 {
-    DIR *d = opendir(g.dir);
-    struct dirent *de;
     (void)state;
-
-    while (d && (de = readdir(d))) {
-        if (de->d_name[0] == '.')
-            continue;
-        char *p = xasprintf("%s/%s", g.dir, de->d_name);
-        unlink(p);
-        free(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(g.dir);
-    EVP_PKEY_free(g.pkey);
-    free(g.pem);
-    free(g.pub_pem);
+    test_key_free(&g.k);
     return 0;
 }
 
@@ -112,7 +77,7 @@ static char *key_json(const char *omit, const char *pem)
     char *out;
 
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-        const char *v = fields[i][1] ? fields[i][1] : (pem ? pem : g.pem);
+        const char *v = fields[i][1] ? fields[i][1] : (pem ? pem : g.k.pem);
         if (omit && strcmp(omit, fields[i][0]) == 0)
             continue;
         cJSON_AddStringToObject(o, fields[i][0], v);
@@ -125,7 +90,7 @@ static char *key_json(const char *omit, const char *pem)
 /* Writes text to a new file in the test directory with the given mode; returns its path. */
 static char *write_file(const char *text, mode_t mode)
 {
-    char *path = xasprintf("%s/key%d.json", g.dir, g.nfiles++);
+    char *path = xasprintf("%s/key%d.json", g.k.dir, g.nfiles++);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     size_t n = strlen(text);
 
@@ -147,7 +112,7 @@ static char *write_key(const char *omit, const char *pem, mode_t mode)
 /* No line of the PEM (and not its armour) may appear in an error message. */
 static void assert_no_key_material(const char *msg)
 {
-    char *copy = xstrdup(g.pem);
+    char *copy = xstrdup(g.k.pem);
 
     assert_null(strstr(msg, "PRIVATE KEY"));
     for (char *line = strtok(copy, "\n"); line; line = strtok(NULL, "\n"))
@@ -193,7 +158,7 @@ static char *decode_part(const char *part)
 /* Verifies the RS256 signature over "header.claims" with only the public key. */
 static int verify(const char *signed_part, size_t n, const char *sig_b64)
 {
-    BIO *bio = BIO_new_mem_buf(g.pub_pem, -1);
+    BIO *bio = BIO_new_mem_buf(g.k.pub_pem, -1);
     EVP_PKEY *pub = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     buf sig;
@@ -369,7 +334,7 @@ static void test_wrong_type_and_non_json_files_are_refused_without_echoing_them(
     free(path);
 
     /* the bare PEM instead of the JSON key */
-    path = write_file(g.pem, 0600);
+    path = write_file(g.k.pem, 0600);
     assert_int_equal(fsauth_key_load(path, &k, &e), FS_ECONFIG);
     assert_non_null(strstr(e.msg, "not a JSON object"));
     assert_no_key_material(e.msg);
@@ -379,12 +344,12 @@ static void test_wrong_type_and_non_json_files_are_refused_without_echoing_them(
     assert_int_equal(fsauth_key_load(path, &k, &e), FS_ECONFIG);
     free(path);
 
-    path = xasprintf("%s/does-not-exist.json", g.dir);
+    path = xasprintf("%s/does-not-exist.json", g.k.dir);
     assert_int_equal(fsauth_key_load(path, &k, &e), FS_ENOTFOUND);
     assert_non_null(strstr(e.msg, path));
     free(path);
 
-    assert_int_equal(fsauth_key_load(g.dir, &k, &e), FS_ECONFIG); /* a directory */
+    assert_int_equal(fsauth_key_load(g.k.dir, &k, &e), FS_ECONFIG); /* a directory */
     assert_null(k);
 }
 
@@ -408,7 +373,7 @@ static void test_bad_pem_is_refused_without_leaking_it(void **state)
     free(path);
 
     /* the real key cut in half */
-    half = xstrndup(g.pem, strlen(g.pem) / 2);
+    half = xstrndup(g.k.pem, strlen(g.k.pem) / 2);
     path = write_key(NULL, half, 0600);
     assert_int_equal(fsauth_key_load(path, &k, &e), FS_ECONFIG);
     assert_no_key_material(e.msg);
@@ -423,8 +388,8 @@ static void test_bad_pem_is_refused_without_leaking_it(void **state)
 
     /* an encrypted key is refused, never prompted for */
     bio = BIO_new(BIO_s_mem());
-    PEM_write_bio_PKCS8PrivateKey(bio, g.pkey, EVP_aes_256_cbc(), "secret", 6, NULL, NULL);
-    enc = bio_text(bio);
+    PEM_write_bio_PKCS8PrivateKey(bio, g.k.pkey, EVP_aes_256_cbc(), "secret", 6, NULL, NULL);
+    enc = test_key_bio_text(bio);
     BIO_free(bio);
     path = write_key(NULL, enc, 0600);
     assert_int_equal(fsauth_key_load(path, &k, &e), FS_ECONFIG);
@@ -437,7 +402,7 @@ static void test_bad_pem_is_refused_without_leaking_it(void **state)
     assert_non_null(ec);
     bio = BIO_new(BIO_s_mem());
     PEM_write_bio_PrivateKey(bio, ec, NULL, NULL, 0, NULL, NULL);
-    enc = bio_text(bio);
+    enc = test_key_bio_text(bio);
     BIO_free(bio);
     EVP_PKEY_free(ec);
     path = write_key(NULL, enc, 0600);
