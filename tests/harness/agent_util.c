@@ -57,6 +57,15 @@ int agent_env_init(struct agent_env *ae, const char *name, const char *collectio
         if (*c == '_')
             *c = '-';
     snprintf(ae->db, sizeof(ae->db), "e2e_%s", name);
+    {
+        /* the emulator keeps documents across runs of one services directory: start empty */
+        struct svc_env env = ae->svc;
+        snprintf(env.project, sizeof(env.project), "%s", ae->project);
+        if (svc_emulator_clear(&env, &e) != 0) {
+            fprintf(stderr, "%s\n", e.msg);
+            return -1;
+        }
+    }
     snprintf(sql, sizeof(sql),
              "DROP DATABASE IF EXISTS `%s`; CREATE DATABASE `%s`;"
              "CREATE USER IF NOT EXISTS 'firesync'@'localhost' IDENTIFIED BY 'fs-pass-123';"

@@ -22,8 +22,9 @@ struct agent_env {
     int runs;           /* agent starts, for log names */
 };
 
-/* Sets up a fresh project and database named after `name`, writes a config with the given
- * [[collections]] TOML (and extra [agent] lines), mode 0600 password file included. */
+/* Sets up a fresh (emptied) emulator project and database named after `name`, and writes a
+ * config with the given [[collections]] TOML (and extra [agent] lines), mode 0600 password
+ * file included. */
 int agent_env_init(struct agent_env *ae, const char *name, const char *collections_toml,
                    const char *agent_extra);
 void agent_env_cleanup(struct agent_env *ae);

@@ -62,15 +62,7 @@ static int teardown(void **state)
 
 static void start_healthy(const char *name, const char *colls)
 {
-    struct svc_env env;
-    fserr e = {0};
-
     assert_int_equal(agent_env_init(&ae, name, colls, NULL), 0);
-    /* the emulator keeps documents across runs: start from an empty project */
-    env = ae.svc;
-    snprintf(env.project, sizeof(env.project), "%s", ae.project);
-    if (svc_emulator_clear(&env, &e) != 0)
-        fail_msg("%s", e.msg);
     assert_int_equal(agent_start(&ae, NULL, NULL), 0);
     if (!agent_wait_state(&ae, "healthy", WAIT_MS))
         fail_msg("the agent did not become healthy; see %s/agent-%d.log", ae.dir, ae.runs);

@@ -52,14 +52,7 @@ static int teardown(void **state)
 /* A fresh database and an empty emulator project for this test (reruns on the same services). */
 static void fresh(const char *name, const char *colls, const char *extra)
 {
-    struct svc_env env;
-    fserr e = {0};
-
     assert_int_equal(agent_env_init(&ae, name, colls, extra), 0);
-    env = ae.svc;
-    snprintf(env.project, sizeof(env.project), "%s", ae.project);
-    if (svc_emulator_clear(&env, &e) != 0)
-        fail_msg("%s", e.msg);
 }
 
 static void start_agent(void)

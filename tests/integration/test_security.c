@@ -145,17 +145,10 @@ static void assert_nothing_leaks(const char *const *secrets, size_t nsecrets, co
         assert_absent("command output", extra, secrets[i]);
 }
 
-/* agent_env_init(), then an empty emulator project (the emulator keeps documents across runs). */
+/* A fresh database and an empty emulator project (agent_env_init() empties it). */
 static void env_init(const char *name)
 {
-    struct svc_env env;
-    fserr e = {0};
-
     assert_int_equal(agent_env_init(&ae, name, COLLS, NULL), 0);
-    env = ae.svc;
-    snprintf(env.project, sizeof(env.project), "%s", ae.project);
-    if (svc_emulator_clear(&env, &e) != 0)
-        fail_msg("%s", e.msg);
 }
 
 /* ---- plain HTTP and TLS ------------------------------------------------------------------- */
