@@ -84,7 +84,7 @@ static int emit(void *ud, struct sink_event *ev)
 static bool on_seen(void *ud, int target, const char *name, size_t len, struct fs_time ut)
 {
     struct agent *a = ud;
-    a->targets[target].cycle_docs++;
+    a->targets[target].cycle_docs++; /* every document passes here first, once */
     if (diff_seen(a->diff, target, name, len, ut)) {
         a->colls[target].counters.unchanged++;
         return true;
@@ -99,7 +99,6 @@ static int on_upsert(void *ud, int target, struct fsdoc *doc)
     int rc;
 
     a->colls[target].last_event_us = agent_now_us();
-    a->targets[target].cycle_docs++;
     a->emitted = false;
     rc = diff_upsert(a->diff, target, doc, SINK_SRC_STREAM, &e);
     if (rc)
@@ -116,7 +115,6 @@ static int on_undecodable(void *ud, int target, const char *name, size_t len, st
     fserr e = {0};
 
     a->colls[target].last_event_us = agent_now_us();
-    a->targets[target].cycle_docs++;
     if (diff_undecodable(a->diff, target, name, len, ut, raw, rawlen, why, SINK_SRC_STREAM, &e))
         log_error("%s", e.msg);
     return 0; /* one bad document never stops the stream */
