@@ -103,21 +103,14 @@ BENCH_OBJ := $(BENCH_SRC:%.c=$(REL)/%.o)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BENCH)/%)
 
 .PHONY: bench
-.SECONDARY: $(BENCH_OBJ)
+.SECONDARY: $(BENCH_OBJ) $(BENCH_HARN)
 
-$(BENCH)/%: $(REL)/tests/bench/%.o $(REL)/libfiresync.a
-	@mkdir -p $(dir $@)
-	$(CC) $(REL_CFLAGS) -o $@ $^ $(LIBS)
+# Benchmarks that need real services start them through the test harness (svc.c, agent_util.c)
+# and the fake Firestore server (fake_fs.c); every benchmark links them, built with -O2.
+BENCH_HARN := $(REL)/tests/harness/svc.o $(REL)/tests/harness/agent_util.o \
+              $(REL)/tests/fake/fake_fs.o
 
-# bench_sink starts its own MariaDB through the test harness's svc.c.
-$(BENCH)/bench_sink: $(REL)/tests/bench/bench_sink.o $(REL)/tests/harness/svc.o \
-                     $(REL)/libfiresync.a
-	@mkdir -p $(dir $@)
-	$(CC) $(REL_CFLAGS) -o $@ $^ $(LIBS)
-
-# bench_resync starts MariaDB and the Firestore emulator through the same svc.c.
-$(BENCH)/bench_resync: $(REL)/tests/bench/bench_resync.o $(REL)/tests/harness/svc.o \
-                       $(REL)/libfiresync.a
+$(BENCH)/%: $(REL)/tests/bench/%.o $(BENCH_HARN) $(REL)/libfiresync.a
 	@mkdir -p $(dir $@)
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(LIBS)
 
