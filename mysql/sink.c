@@ -1976,6 +1976,7 @@ static void retire(struct sink *s, bool ok)
     if (ok)
         s->retired += n; /* abandoned events stay counted: the thread is ending */
     atomic_store(&s->st.queued, s->pushed - s->retired);
+    atomic_store(&s->st.committed, s->retired);
     pthread_cond_broadcast(&s->done);
     pthread_mutex_unlock(&s->mu);
     call_notify(s);
@@ -2081,6 +2082,7 @@ size_t sink_push(struct sink *s, struct sink_event *ev)
     s->pushed++;
     n = (size_t)(s->pushed - s->retired);
     atomic_store(&s->st.queued, n);
+    atomic_store(&s->st.pushed, s->pushed);
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->mu);
     return n;

@@ -103,6 +103,9 @@ struct sink_stats {
     atomic_uint_fast64_t created, updated, deleted, unchanged, dead_letters;
     atomic_uint_fast64_t batches, retries; /* committed batches; failed attempts replayed */
     atomic_uint_fast64_t queued; /* events waiting: pushed and not yet committed */
+    /* events pushed so far, and committed so far: the queue is in order, so the first
+     * `committed` events pushed are durable (the agent times each event with these) */
+    atomic_uint_fast64_t pushed, committed;
 };
 
 enum sink_health { SINK_OK, SINK_RETRYING, SINK_FAILED };
