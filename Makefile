@@ -3,6 +3,7 @@
 #   make            build ./firesync (optimised, -Werror)
 #   make check      install missing Debian packages, build the ASan+UBSan variant, run every
 #                   unit and integration test; the last line is "N passed, N failed"
+#   make soak       the convergence test under faults for SOAK_MINUTES (default 30)
 #   make demo       the guided tour on a private MariaDB and the Firestore emulator
 #   make fuzz       build the libFuzzer targets with clang (FUZZ_SECONDS=N runs each for N s)
 #   make install    PREFIX=/usr/local DESTDIR= SYSCONFDIR=/etc
@@ -91,6 +92,15 @@ test-build: $(ASAN)/firesync $(UNIT_BIN) $(INTEG_BIN) $(ASAN)/tests/harness/svcc
 check: deps
 	$(MAKE) test-build
 	FIRESYNC_BIN=$(CURDIR)/$(ASAN)/firesync tests/run.sh $(ASAN)
+
+# The convergence test's long run (tests/integration/test_converge.c): the random workload and
+# faults for SOAK_MINUTES (default 30); SOAK_SEED replays a run.
+SOAK_MINUTES ?= 30
+SOAK_SEED    ?=
+.PHONY: soak
+soak: deps
+	$(MAKE) test-build
+	scripts/soak.sh $(SOAK_MINUTES) $(SOAK_SEED)
 
 # ---- benchmarks ----------------------------------------------------------------------------
 # `make bench` builds tests/bench/bench_*.c with the release flags (-O2), links them against the
