@@ -50,6 +50,12 @@ static int emit(void *ud, struct sink_event *ev)
 {
     struct agent *a = ud;
     struct status_collection *sc = ev->coll >= 0 ? &a->colls[ev->coll] : NULL;
+    int coll = ev->coll;
+    /* timed: the changes of the stream and simulated ones, from now (their receipt) */
+    bool timed = sc && ev->source != SINK_SRC_RESYNC &&
+                 (ev->op == SINK_OP_UPSERT || ev->op == SINK_OP_DELETE ||
+                  ev->op == SINK_OP_DEADLETTER);
+    int64_t recv_us = timed ? agent_now_us() : 0;
 
     a->emitted = true;
     if (sc) {
@@ -75,7 +81,9 @@ static int emit(void *ud, struct sink_event *ev)
         if (ev->source == SINK_SRC_SIMULATED && ev->op != SINK_OP_CHECKPOINT)
             k->simulated++;
     }
-    sink_push(a->sink, ev);
+    sink_push(a->sink, ev); /* ev is the sink's now */
+    if (timed) /* only the loop pushes: `pushed` is this event's number */
+        lag_track_pushed(a->lag, coll, atomic_load(&sink_stats(a->sink)->pushed), recv_us);
     return 0;
 }
 
@@ -226,6 +234,7 @@ static void on_sink_async(uv_async_t *h)
     struct agent *a = h->data;
     uint64_t q = atomic_load(&sink_stats(a->sink)->queued);
 
+    lag_track_drain(a->lag);
     if (a->paused && q <= (uint64_t)a->cfg->agent.queue_max_events / 2) {
         a->paused = false;
         if (a->stream)
@@ -233,9 +242,11 @@ static void on_sink_async(uv_async_t *h)
     }
 }
 
+/* On the sink thread, after each commit (or state change). */
 static void sink_notify(void *ud)
 {
     struct agent *a = ud;
+    lag_track_committed(a->lag, atomic_load(&sink_stats(a->sink)->committed), agent_now_us());
     uv_async_send(&a->sink_async);
 }
 
@@ -253,6 +264,21 @@ static void on_stream_state(void *ud, bool up, const char *why)
 
 /* ---- status ------------------------------------------------------------------------------ */
 
+static void fill_lag(struct agent *a, int i, int64_t now_us)
+{
+    struct status_collection *sc = &a->colls[i];
+    struct lag_summary ls;
+    int64_t last_us;
+
+    lag_track_get(a->lag, i, now_us, &ls, &last_us, &sc->lag_total_events, &sc->lag_total_s);
+    sc->lag_ms = last_us / 1000;
+    sc->lag_events = ls.events;
+    sc->lag_p50_us = ls.p50_us;
+    sc->lag_p95_us = ls.p95_us;
+    sc->lag_p99_us = ls.p99_us;
+    sc->lag_max_us = ls.max_us;
+}
+
 void agent_fill_status(struct agent *a, struct status *st)
 {
     const struct sink_stats *ss = sink_stats(a->sink);
@@ -266,8 +292,10 @@ void agent_fill_status(struct agent *a, struct status *st)
     st->stream_since_us = a->stream ? stream_since_us(a->stream) : a->started_us;
     st->last_heartbeat_us = a->stream ? stream_last_data_us(a->stream) : 0;
     st->all_current = a->cfg->ncollections > 0;
+    lag_track_drain(a->lag);
     for (size_t i = 0; i < a->cfg->ncollections; i++) {
         struct status_collection *sc = &a->colls[i];
+        fill_lag(a, (int)i, st->now_us);
         if (a->resync)
             sc->resync = *resync_status(a->resync, (int)i);
         st->all_current = st->all_current && sc->current;
@@ -467,6 +495,7 @@ static int prepare(struct agent *a, fserr *e)
                                a->cfg->firestore.database);
     int rc;
 
+    a->lag = lag_tracker_new(a->cfg->ncollections);
     a->sink = sink_new(a->cfg);
     sink_set_notify(a->sink, sink_notify, a);
     log_info("connecting to MySQL");
@@ -567,6 +596,7 @@ static void agent_release(struct agent *a)
     free(a->colls);
     diff_free(a->diff);
     sink_free(a->sink);
+    lag_tracker_free(a->lag); /* after the sink: its thread notes commits here */
     cfg_free(a->cfg);
     free(a->config_path);
 }

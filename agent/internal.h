@@ -6,6 +6,7 @@
 #define FIRESYNC_AGENT_INTERNAL_H
 
 #include "agent/config.h"
+#include "agent/lag.h"
 #include "agent/status.h"
 #include "agent/version.h"
 #include "diff/diff.h"
@@ -40,6 +41,7 @@ struct agent {
     struct sink *sink;
     struct control *control;
     struct resync *resync;           /* the full resync (agent/resync.c) */
+    struct lag_tracker *lag;         /* received -> committed per event (agent/lag.h) */
     struct status_collection *colls; /* one per collection */
     struct agent_target *targets;    /* one per collection */
     bool paused;   /* the stream is paused until the sink catches up */

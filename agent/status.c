@@ -5,6 +5,7 @@
  */
 #include "agent/status.h"
 
+#include "agent/lag.h"
 #include "common/xalloc.h"
 
 #include <cjson/cJSON.h>
@@ -121,6 +122,15 @@ static void add_counters(cJSON *o, const struct status_counters *c)
     cJSON_AddNumberToObject(o, "simulated", (double)c->simulated);
 }
 
+/* A latency in milliseconds to the microsecond, or null when the window had no event. */
+static void add_lag(cJSON *o, const char *key, uint64_t events, int64_t us)
+{
+    if (!events)
+        cJSON_AddNullToObject(o, key);
+    else
+        cJSON_AddNumberToObject(o, key, (double)us / 1000.0);
+}
+
 static cJSON *collection_json(const struct status_collection *c)
 {
     cJSON *o = cJSON_CreateObject(), *r = cJSON_CreateObject();
@@ -132,6 +142,12 @@ static cJSON *collection_json(const struct status_collection *c)
     add_time(o, "last_consistent", c->last_consistent_us);
     add_time(o, "read_time", c->read_time_us);
     cJSON_AddNumberToObject(o, "lag_ms", (double)c->lag_ms);
+    add_lag(o, "lag_p50_ms", c->lag_events, c->lag_p50_us);
+    add_lag(o, "lag_p95_ms", c->lag_events, c->lag_p95_us);
+    add_lag(o, "lag_p99_ms", c->lag_events, c->lag_p99_us);
+    add_lag(o, "lag_max_ms", c->lag_events, c->lag_max_us);
+    cJSON_AddNumberToObject(o, "lag_events", (double)c->lag_events);
+    cJSON_AddNumberToObject(o, "lag_window_s", (double)LAG_WINDOW_S);
     cJSON_AddNumberToObject(o, "tracked", (double)c->tracked);
     cJSON_AddNumberToObject(o, "live", (double)c->live);
     add_counters(cJSON_AddObjectToObject(o, "counters"), &c->counters);
@@ -253,6 +269,33 @@ static void metric(buf *b, const char *name, const char *help, const char *type)
     buf_printf(b, "# HELP firesync_%s %s\n# TYPE firesync_%s %s\n", name, help, name, type);
 }
 
+/* Per event, received to committed: quantiles over the last minute (NaN without events), count
+ * and sum since start. */
+static void latency_summary(buf *b, const struct status *st)
+{
+    metric(b, "event_latency_seconds",
+           "Event received to row committed; quantiles over the last minute.", "summary");
+    for (size_t i = 0; i < st->ncollections; i++) {
+        const struct status_collection *c = &st->collections[i];
+        const struct {
+            const char *q;
+            int64_t us;
+        } qs[] = {{"0.5", c->lag_p50_us}, {"0.95", c->lag_p95_us}, {"0.99", c->lag_p99_us}};
+        for (size_t k = 0; k < sizeof(qs) / sizeof(qs[0]); k++) {
+            buf_printf(b, "firesync_event_latency_seconds{collection=\"%s\",quantile=\"%s\"} ",
+                       c->path, qs[k].q);
+            if (c->lag_events)
+                buf_printf(b, "%.6f\n", (double)qs[k].us / 1e6);
+            else
+                buf_adds(b, "NaN\n");
+        }
+        buf_printf(b, "firesync_event_latency_seconds_sum{collection=\"%s\"} %.6f\n", c->path,
+                   c->lag_total_s);
+        buf_printf(b, "firesync_event_latency_seconds_count{collection=\"%s\"} %" PRIu64 "\n",
+                   c->path, c->lag_total_events);
+    }
+}
+
 int status_write_metrics(const char *path, const struct status *st, fserr *e)
 {
     static const struct {
@@ -296,6 +339,7 @@ int status_write_metrics(const char *path, const struct status *st, fserr *e)
     for (size_t i = 0; i < st->ncollections; i++)
         buf_printf(&b, "firesync_lag_milliseconds{collection=\"%s\"} %lld\n",
                    st->collections[i].path, (long long)st->collections[i].lag_ms);
+    latency_summary(&b, st);
     rc = write_atomic(path, b.p, b.len, e);
     buf_release(&b);
     return rc;
@@ -392,6 +436,41 @@ static void ago(const cJSON *o, const char *k, int64_t now_us, char *out, size_t
     strncat(out, " ago", n - strlen(out) - 1);
 }
 
+/* "3.2 ms", or "-" for null (no event in the window). */
+static void fmt_ms(const cJSON *o, const char *k, char *out, size_t n)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (cJSON_IsNumber(v))
+        snprintf(out, n, "%.1f ms", v->valuedouble);
+    else
+        snprintf(out, n, "-");
+}
+
+/* Each collection's latency quantiles, when the file has them (older agents' files do not). */
+static void print_latency(FILE *out, const cJSON *cs)
+{
+    const cJSON *c;
+    bool header = false;
+
+    cJSON_ArrayForEach(c, cs)
+    {
+        char q[4][32];
+        if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(c, "lag_events")))
+            continue;
+        if (!header)
+            fprintf(out, "\n  %-24s %10s %10s %10s %10s %8s  (event received -> row committed, "
+                         "last %.0f s)\n",
+                    "LATENCY", "P50", "P95", "P99", "MAX", "EVENTS", num(c, "lag_window_s"));
+        header = true;
+        fmt_ms(c, "lag_p50_ms", q[0], sizeof(q[0]));
+        fmt_ms(c, "lag_p95_ms", q[1], sizeof(q[1]));
+        fmt_ms(c, "lag_p99_ms", q[2], sizeof(q[2]));
+        fmt_ms(c, "lag_max_ms", q[3], sizeof(q[3]));
+        fprintf(out, "  %-24s %10s %10s %10s %10s %8.0f\n", str(c, "path"), q[0], q[1], q[2], q[3],
+                num(c, "lag_events"));
+    }
+}
+
 int status_print(FILE *out, const char *json, int64_t now_us, enum status_health health,
                  const char *why)
 {
@@ -433,6 +512,7 @@ int status_print(FILE *out, const char *json, int64_t now_us, enum status_health
                 num(k, "dead_letters"), b, str(r, "state"), *str(r, "result") ? ": " : "",
                 str(r, "result"));
     }
+    print_latency(out, cs);
     cJSON_Delete(o);
     return 0;
 }

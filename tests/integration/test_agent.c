@@ -14,6 +14,8 @@
 
 #include "tests/harness/agent_util.h"
 
+#include <cjson/cJSON.h>
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -411,6 +413,95 @@ static void test_sighup_applies_live_settings_and_refuses_mapping_changes(void *
     assert_int_equal(agent_stop(&ae, SIGTERM, 10000), 0);
 }
 
+/* The employees collection's entry of the status file, parsed (caller frees the root). */
+static cJSON *status_collection(cJSON **root)
+{
+    char text[65536];
+    FILE *f = fopen(ae.status, "r");
+    size_t n;
+
+    *root = NULL;
+    if (!f)
+        return NULL;
+    n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    *root = cJSON_Parse(text);
+    return cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(*root, "collections"), 0);
+}
+
+static double field(const cJSON *c, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, k);
+    if (!cJSON_IsNumber(v))
+        fail_msg("status file: %s is not a number", k);
+    return v->valuedouble;
+}
+
+static void test_status_file_carries_latency_quantiles_of_the_applied_changes(void **state)
+{
+    char line[700], out[8192], prom[700], text[16384];
+    cJSON *root = NULL, *c = NULL;
+    double p50, p95, p99, max;
+    FILE *f;
+    size_t n;
+    (void)state;
+
+    /* every change waits alone in its batch for batch_max_delay_ms: each latency is at least
+     * that, so the figures must show it */
+    assert_int_equal(agent_env_init(&ae, "latency", EMPLOYEES, "batch_max_delay_ms = 300"), 0);
+    snprintf(prom, sizeof(prom), "%s/firesync.prom", ae.dir);
+    snprintf(line, sizeof(line), "[agent]\nmetrics_file = \"%s\"\n", prom);
+    replace_in_config("[agent]\n", line);
+    assert_int_equal(agent_start(&ae, NULL, NULL), 0);
+    assert_true(agent_wait_state(&ae, "healthy", WAIT_MS));
+    root = NULL;
+    c = status_collection(&root);
+    assert_non_null(c);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(c, "lag_p99_ms")));
+    cJSON_Delete(root);
+    for (int i = 0; i < 10; i++) { /* one at a time: each alone in its batch */
+        char id[16];
+        snprintf(id, sizeof(id), "l%d", i);
+        assert_int_equal(fs_put(&ae, "employees", id, ANA), 0);
+        assert_true(sql_wait(&ae, "Ana", WAIT_MS, "SELECT name FROM employees WHERE id='%s'", id));
+    }
+    /* every change the agent applied is timed once it committed */
+    for (int waited = 0;; waited += 100) {
+        c = status_collection(&root);
+        if (c && field(c, "lag_events") == 10 &&
+            field(cJSON_GetObjectItemCaseSensitive(c, "counters"), "created") == 10)
+            break;
+        cJSON_Delete(root);
+        if (waited > WAIT_MS)
+            fail_msg("the status file never counted the 10 changes; see %s", ae.status);
+        usleep(100000);
+    }
+    p50 = field(c, "lag_p50_ms");
+    p95 = field(c, "lag_p95_ms");
+    p99 = field(c, "lag_p99_ms");
+    max = field(c, "lag_max_ms");
+    if (!(p50 >= 300 && p50 <= p95 && p95 <= p99 && p99 <= max && max < 300 + 10000))
+        fail_msg("latency p50 %.3f p95 %.3f p99 %.3f max %.3f ms", p50, p95, p99, max);
+    assert_true(field(c, "lag_ms") >= 300);
+    assert_int_equal((int)field(c, "lag_window_s"), 60);
+    cJSON_Delete(root);
+    /* for people */
+    assert_int_equal(run_firesync(&ae, out, sizeof(out), "status", "--config", ae.config, NULL), 0);
+    assert_non_null(strstr(out, "(event received -> row committed, last 60 s)"));
+    assert_non_null(strstr(out, " ms "));
+    /* and for Prometheus */
+    f = fopen(prom, "r");
+    assert_non_null(f);
+    n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    assert_non_null(strstr(text, "firesync_event_latency_seconds{collection=\"employees\","
+                                 "quantile=\"0.99\"} "));
+    assert_null(strstr(text, "quantile=\"0.99\"} NaN"));
+    assert_int_equal(agent_stop(&ae, SIGTERM, 10000), 0);
+}
+
 #define T(f) cmocka_unit_test_teardown(f, teardown)
 
 int main(void)
@@ -427,6 +518,7 @@ int main(void)
         T(test_stream_down_past_grace_is_unhealthy),
         T(test_minimal_grant_works_with_tables_from_firesync_schema),
         T(test_sighup_applies_live_settings_and_refuses_mapping_changes),
+        T(test_status_file_carries_latency_quantiles_of_the_applied_changes),
     };
     return cmocka_run_group_tests_name("agent", tests, NULL, NULL);
 }

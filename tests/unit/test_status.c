@@ -263,6 +263,107 @@ static void test_metrics_file_has_prometheus_counters(void **state)
     assert_non_null(strstr(text, "firesync_health 0\n"));
 }
 
+static void read_text(const char *path, char *text, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    size_t n;
+    assert_non_null(f);
+    n = fread(text, 1, cap - 1, f);
+    text[n] = '\0';
+    fclose(f);
+}
+
+/* st as the status file's text, as `firesync status` prints it, and as the metrics file. */
+static void render(struct status *st, char *file, char *people, char *prom, size_t cap)
+{
+    char path[128];
+    fserr e = {0};
+    buf b;
+    FILE *f = fmemopen(people, cap, "w");
+
+    status_evaluate(st);
+    snprintf(path, sizeof(path), "%s/status.json", dir);
+    assert_int_equal(status_write(path, st, &e), 0);
+    read_text(path, file, cap);
+    buf_init(&b, 0);
+    status_to_json(st, &b);
+    assert_int_equal(status_print(f, buf_str(&b), NOW + 3 * S, st->health, NULL), 0);
+    fclose(f);
+    buf_release(&b);
+    snprintf(path, sizeof(path), "%s/firesync.prom", dir);
+    assert_int_equal(status_write_metrics(path, st, &e), 0);
+    read_text(path, prom, cap);
+}
+
+static void test_latency_quantiles_reach_the_file_the_table_and_the_metrics(void **state)
+{
+    struct status st = healthy();
+    char text[8192], out[8192], prom[8192];
+    (void)state;
+
+    coll.lag_ms = 41;
+    coll.lag_events = 1200;
+    coll.lag_p50_us = 3125;
+    coll.lag_p95_us = 8000;
+    coll.lag_p99_us = 12500;
+    coll.lag_max_us = 41007;
+    coll.lag_total_events = 5000;
+    coll.lag_total_s = 17.5;
+    render(&st, text, out, prom, sizeof(text));
+    assert_non_null(strstr(text, "\"lag_ms\":\t41,"));
+    assert_non_null(strstr(text, "\"lag_p50_ms\":\t3.125,"));
+    assert_non_null(strstr(text, "\"lag_p95_ms\":\t8,"));
+    assert_non_null(strstr(text, "\"lag_p99_ms\":\t12.5,"));
+    assert_non_null(strstr(text, "\"lag_max_ms\":\t41.007,"));
+    assert_non_null(strstr(text, "\"lag_events\":\t1200,"));
+    assert_non_null(strstr(text, "\"lag_window_s\":\t60,"));
+    assert_non_null(strstr(out, "(event received -> row committed, last 60 s)"));
+    assert_non_null(strstr(out, "  employees                    3.1 ms     8.0 ms    12.5 ms    "
+                                "41.0 ms     1200\n"));
+    assert_non_null(strstr(prom, "# TYPE firesync_event_latency_seconds summary\n"));
+    assert_non_null(strstr(prom, "firesync_event_latency_seconds{collection=\"employees\","
+                                 "quantile=\"0.99\"} 0.012500\n"));
+    assert_non_null(strstr(prom, "firesync_event_latency_seconds_count{collection=\"employees\"} "
+                                 "5000\n"));
+    assert_non_null(strstr(prom, "firesync_event_latency_seconds_sum{collection=\"employees\"} "
+                                 "17.500000\n"));
+    assert_non_null(strstr(prom, "firesync_lag_milliseconds{collection=\"employees\"} 41\n"));
+}
+
+static void test_a_quiet_minute_has_no_latency_quantiles(void **state)
+{
+    struct status st = healthy();
+    char text[8192], out[8192], prom[8192];
+    (void)state;
+
+    coll.lag_total_events = 10; /* earlier events, none in the last minute */
+    render(&st, text, out, prom, sizeof(text));
+    assert_non_null(strstr(text, "\"lag_p99_ms\":\tnull,"));
+    assert_non_null(strstr(text, "\"lag_events\":\t0,"));
+    assert_non_null(strstr(out, "  employees                         -          -          -  "
+                                "        -        0\n"));
+    assert_non_null(strstr(prom, "firesync_event_latency_seconds{collection=\"employees\","
+                                 "quantile=\"0.5\"} NaN\n"));
+    assert_non_null(strstr(prom, "firesync_event_latency_seconds_count{collection=\"employees\"} "
+                                 "10\n"));
+}
+
+static void test_a_file_without_latency_prints_no_latency_table(void **state)
+{
+    char out[4096];
+    FILE *f = fmemopen(out, sizeof(out), "w");
+    (void)state;
+
+    assert_int_equal(status_print(f,
+                                  "{\"state\":\"healthy\",\"collections\":[{\"path\":\"e\","
+                                  "\"table\":\"e\"}]}",
+                                  NOW, STATUS_HEALTHY, NULL),
+                     0);
+    fclose(f);
+    assert_non_null(strstr(out, "COLLECTION"));
+    assert_null(strstr(out, "LATENCY"));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -277,6 +378,9 @@ int main(void)
         T(test_missing_and_garbage_files_are_errors),
         T(test_people_table_shows_state_and_collections),
         T(test_metrics_file_has_prometheus_counters),
+        T(test_latency_quantiles_reach_the_file_the_table_and_the_metrics),
+        T(test_a_quiet_minute_has_no_latency_quantiles),
+        T(test_a_file_without_latency_prints_no_latency_table),
     };
     return cmocka_run_group_tests_name("status", tests, NULL, NULL);
 }
