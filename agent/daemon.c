@@ -299,8 +299,8 @@ void agent_fill_status(struct agent *a, struct status *st)
         if (a->resync)
             sc->resync = *resync_status(a->resync, (int)i);
         st->all_current = st->all_current && sc->current;
-        sc->tracked = diff_tracked(a->diff, (int)i);
-        sc->live = diff_live(a->diff, (int)i);
+        sc->tracked = a->diff ? diff_tracked(a->diff, (int)i) : 0;
+        sc->live = a->diff ? diff_live(a->diff, (int)i) : 0;
         if (sc->last_event_us > st->last_heartbeat_us)
             st->last_heartbeat_us = sc->last_event_us;
         st->totals.created += sc->counters.created;
@@ -323,10 +323,15 @@ void agent_fill_status(struct agent *a, struct status *st)
     st->ncollections = a->cfg->ncollections;
     st->collections = a->colls;
     st->queue_depth = atomic_load(&ss->queued);
-    st->index_bytes = diff_index_memory(a->diff);
+    st->index_bytes = a->diff ? diff_index_memory(a->diff) : 0;
     st->reconnects = a->stream ? stream_reconnects(a->stream) : 0;
     st->resync_overdue = a->resync && resync_overdue(a->resync, st->now_us);
     status_evaluate(st);
+    if (a->fatal[0]) {
+        /* the agent could not start and is stopping: that is the state to report */
+        st->health = STATUS_UNHEALTHY;
+        snprintf(st->reason, sizeof(st->reason), "could not start: %s", a->fatal);
+    }
     if (st->health != a->health) {
         a->health = st->health;
         a->health_since_us = st->now_us;
@@ -379,7 +384,7 @@ static void stream_closed(void *ud)
     close_handle((uv_handle_t *)&a->sigterm);
     close_handle((uv_handle_t *)&a->sigint);
     close_handle((uv_handle_t *)&a->sighup);
-    for (size_t i = 0; i < a->cfg->ncollections; i++)
+    for (size_t i = 0; a->targets && i < a->cfg->ncollections; i++)
         close_handle((uv_handle_t *)&a->targets[i].readd);
 }
 
@@ -495,6 +500,15 @@ static int prepare(struct agent *a, fserr *e)
                                a->cfg->firestore.database);
     int rc;
 
+    /* the collections' status exists before anything can fail: a refusal at start still
+     * writes a status file naming them */
+    a->colls = xcalloc(a->cfg->ncollections + 1, sizeof(*a->colls));
+    for (size_t i = 0; i < a->cfg->ncollections; i++) {
+        struct status_collection *sc = &a->colls[i];
+        snprintf(sc->path, sizeof(sc->path), "%s", a->cfg->collections[i].path);
+        snprintf(sc->table, sizeof(sc->table), "%s", a->cfg->collections[i].table);
+        snprintf(sc->resync.state, sizeof(sc->resync.state), "idle");
+    }
     a->lag = lag_tracker_new(a->cfg->ncollections);
     a->sink = sink_new(a->cfg);
     sink_set_notify(a->sink, sink_notify, a);
@@ -506,18 +520,17 @@ static int prepare(struct agent *a, fserr *e)
     if (rc)
         return rc;
     sd_notify(0, "READY=1\nSTATUS=MySQL connected; starting the stream");
-    a->colls = xcalloc(a->cfg->ncollections + 1, sizeof(*a->colls));
     a->targets = xcalloc(a->cfg->ncollections + 1, sizeof(*a->targets));
+    for (size_t i = 0; i < a->cfg->ncollections; i++) {
+        struct agent_target *tg = &a->targets[i];
+        tg->a = a;
+        tg->index = (int)i;
+        uv_timer_init(&a->loop, &tg->readd); /* all of them: shutdown closes all */
+        tg->readd.data = tg;
+    }
     for (size_t i = 0; i < a->cfg->ncollections; i++) {
         struct status_collection *sc = &a->colls[i];
         struct agent_target *tg = &a->targets[i];
-        snprintf(sc->path, sizeof(sc->path), "%s", a->cfg->collections[i].path);
-        snprintf(sc->table, sizeof(sc->table), "%s", a->cfg->collections[i].table);
-        snprintf(sc->resync.state, sizeof(sc->resync.state), "idle");
-        tg->a = a;
-        tg->index = (int)i;
-        uv_timer_init(&a->loop, &tg->readd);
-        tg->readd.data = tg;
         rc = sink_load_index(a->cfg, (int)i, load_row, tg, e);
         if (!rc)
             rc = sink_load_checkpoint(a->cfg, sc->path, &tg->token, &tg->read_us, e);
@@ -638,6 +651,7 @@ int agent_run(const struct agent_options *opt, fserr *e)
         rc = start_resync(&a, e);
     if (rc) {
         log_error("%s", e->msg);
+        snprintf(a.fatal, sizeof(a.fatal), "%s", e->msg);
         a.exit_code = 1;
         agent_shutdown(&a);
     } else {

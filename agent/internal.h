@@ -51,6 +51,7 @@ struct agent {
     int64_t started_us, health_since_us, last_dead_letter_us;
     enum status_health health;
     int exit_code;
+    char fatal[256]; /* why the agent could not start ("" while all is well) */
 };
 
 int64_t agent_now_us(void);

@@ -253,7 +253,7 @@ static int64_t now_us(void)
 static int cmd_status(int argc, char **argv)
 {
     const char *config = NULL, *file = NULL;
-    char path[4096] = "/run/firesync/status.json", why[256];
+    char path[4096] = "/run/firesync/status.json", why[640];
     int64_t stale_ms = 30000;
     int json = 0, live = 0;
     char *text = NULL;

@@ -398,8 +398,13 @@ int status_read(const char *path, int64_t now_us, int64_t stale_ms, char **json,
     if (cJSON_IsNumber(pid) && pid->valueint > 0 && kill(pid->valueint, 0) != 0 &&
         errno == ESRCH) {
         *health = STATUS_UNKNOWN;
-        snprintf(why, whylen, "stale: the agent that wrote it (pid %d) is not running",
-                 pid->valueint);
+        cJSON *last = cJSON_GetObjectItemCaseSensitive(o, "reason");
+        /* its last word says why it stopped, when it knew (e.g. "could not start: ...") */
+        snprintf(why, whylen, "stale: the agent that wrote it (pid %d) is not running%s%s%s%s",
+                 pid->valueint, cJSON_IsString(state) ? "; it last said " : "",
+                 cJSON_IsString(state) ? state->valuestring : "",
+                 cJSON_IsString(last) && last->valuestring[0] ? ": " : "",
+                 cJSON_IsString(last) ? last->valuestring : "");
     } else if (written && now_us - written > stale_ms * 1000) {
         *health = STATUS_UNKNOWN;
         snprintf(why, whylen, "stale: not updated for %llds",

@@ -210,7 +210,7 @@ MYSQL *svc_mysql_connect(const struct svc_env *env, const char *db, fserr *e)
 
 static int mariadb_spawn(const struct svc_env *env, fserr *e)
 {
-    char datadir[512], sock[512], port[32], log[512], logerr[600], binlog[600];
+    char datadir[512], sock[512], port[32], log[512], logerr[600], binlog[600], tmpdir[512];
     int pid;
 
     snprintf(datadir, sizeof(datadir), "--datadir=%s/mysql-data", env->dir);
@@ -219,8 +219,11 @@ static int mariadb_spawn(const struct svc_env *env, fserr *e)
     snprintf(log, sizeof(log), "%s/mariadb.log", env->dir);
     snprintf(logerr, sizeof(logerr), "--log-error=%s/mariadb.err", env->dir);
     snprintf(binlog, sizeof(binlog), "--log-bin=%s/binlog", env->dir);
+    /* temporary tables in the run directory, not /tmp: servers running side by side (other
+     * runs, benchmarks) never meet in it */
+    snprintf(tmpdir, sizeof(tmpdir), "--tmpdir=%s", env->dir);
     char *argv[] = {"mariadbd", "--no-defaults", datadir, sock, port, "--bind-address=127.0.0.1",
-                    "--user=root", logerr, binlog, "--userstat=1", "--skip-name-resolve",
+                    "--user=root", logerr, binlog, tmpdir, "--userstat=1", "--skip-name-resolve",
                     "--innodb-buffer-pool-size=256M", NULL};
     pid = spawn(argv, log, 0, e);
     if (pid < 0)
@@ -340,10 +343,11 @@ int svc_up(const char *dir, fserr *e)
         goto out;
     snprintf(datadir, sizeof(datadir), "%s/mysql-data", dir);
     if (stat(datadir, &st) != 0) {
-        char dd[600];
+        char dd[600], td[600];
         snprintf(dd, sizeof(dd), "--datadir=%s", datadir);
+        snprintf(td, sizeof(td), "--tmpdir=%s", dir);
         snprintf(log, sizeof(log), "%s/mariadb-install.log", dir);
-        char *argv[] = {"mariadb-install-db", "--no-defaults", dd, "--user=root",
+        char *argv[] = {"mariadb-install-db", "--no-defaults", dd, td, "--user=root",
                         "--auth-root-authentication-method=normal", "--skip-test-db", NULL};
         rc = spawn(argv, log, 1, e);
         if (rc)

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define EMPLOYEES                                                                                 \
@@ -295,6 +296,26 @@ static void test_status_exit_codes_follow_the_agent(void **state)
     assert_non_null(strstr(out, "is not running"));
 }
 
+/* An existing table that lacks a mapped column: the agent refuses to start, exits 1, and its
+ * last status says why, which `firesync status` repeats after the process is gone. */
+static void test_a_refused_start_exits_one_and_the_status_says_why(void **state)
+{
+    char out[8192];
+    int st = 0;
+    (void)state;
+    assert_int_equal(agent_env_init(&ae, "refused", EMPLOYEES, ""), 0);
+    assert_int_equal(sql_exec(&ae, "CREATE TABLE employees (id VARBINARY(1500) PRIMARY KEY)"), 0);
+    assert_int_equal(agent_start(&ae, NULL, NULL), 0);
+    for (int i = 0; i < 400 && waitpid(ae.pid, &st, WNOHANG) != ae.pid; i++)
+        usleep(50 * 1000);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 1);
+    ae.pid = 0;
+    assert_int_equal(run_firesync(&ae, out, sizeof(out), "status", "--config", ae.config, NULL), 3);
+    assert_non_null(strstr(out, "is not running; it last said unhealthy: could not start: table "
+                                "`employees` has no column `name`"));
+}
+
 static void test_stream_down_past_grace_is_unhealthy(void **state)
 {
     char out[8192], cfg[4096];
@@ -515,6 +536,7 @@ int main(void)
         T(test_sigkill_at_random_points_loses_and_repeats_nothing),
         T(test_simulated_change_goes_through_the_pipeline_and_real_changes_win),
         T(test_status_exit_codes_follow_the_agent),
+        T(test_a_refused_start_exits_one_and_the_status_says_why),
         T(test_stream_down_past_grace_is_unhealthy),
         T(test_minimal_grant_works_with_tables_from_firesync_schema),
         T(test_sighup_applies_live_settings_and_refuses_mapping_changes),
