@@ -16,6 +16,15 @@ figs=$(mktemp)
 one=$(mktemp)
 trap 'rm -f "$figs" "$one"' EXIT
 
+# bench_pipeline and bench_rss run the agent itself: FIRESYNC_BIN when set, else this tree's
+# release ./firesync, built or brought up to date here (`make firesync`).
+if [ -z "${FIRESYNC_BIN:-}" ]; then
+    root=$(cd "$(dirname "$0")/.." && pwd)
+    make -C "$root" --no-print-directory -s firesync
+    FIRESYNC_BIN=$root/firesync
+fi
+export FIRESYNC_BIN
+
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
 echo "machine: $(nproc) cores, ${cpu:-unknown CPU}, $(uname -sr)"
 for bin in "$dir"/bench_*; do
