@@ -3,8 +3,8 @@
  * guarded transactions, and survives MySQL's failures (see sink.h; table layouts: schema.c).
  *
  * Owns the queue (a mutex and two condition variables: one wakes the sink thread, one tells
- * flushers about progress), the thread, its MYSQL connection and the batch in flight (events
- * themselves are made and freed by event.c). A batch's
+ * flushers about progress), the thread, its two MYSQL connections and the batches in flight
+ * (events themselves are made and freed by event.c). A batch's
  * events stay in memory until its transaction commits, so that:
  *   - a transient failure (lost connection, deadlock, read-only server) rolls back, reconnects
  *     with backoff and jitter, and replays the whole batch: the guards make the replay harmless;
@@ -26,7 +26,9 @@
  *      sent as a prepared statement with the values bound (ps_run), or as text in single mode;
  *   3. history rows, decided in C from the snapshot with the same guard as the SQL, so that a
  *      replay (which the guard refuses) never adds a second row for a change;
- *   4. checkpoints, 5. dead letters, 6. COMMIT.
+ *   4. checkpoints, 5. dead letters, 6. COMMIT. While a backlog waits, the COMMIT is only
+ *      sent, and the next batch runs on the other connection meanwhile; its own COMMIT goes
+ *      out once the first one's answer is in (see "overlapped commits").
  *
  * Counters (struct sink_stats), added when a batch commits, from the server's own report
  * (mysql_info's Records and Duplicates with the affected-rows count; conn.c connects with
@@ -127,8 +129,15 @@ struct sink {
     struct sink_esc esc; /* escaping scratch */
     struct batch b;
     struct sink_event *grave; /* committed events, freed while the next COMMIT runs */
-    /* prepared row statements (see ps_run) */
+    /* prepared row statements of s->m (see ps_run) */
     struct ps *ps;
+    /* the other connection and the batch whose COMMIT it runs (see "overlapped commits") */
+    MYSQL *pm;
+    struct ps *pps;
+    struct batch pb;
+    bool pending;        /* pb's COMMIT was sent on pm, its answer not read yet */
+    bool pending_failed; /* ... and read: it failed, pb must be replayed */
+    uint64_t taken;      /* events moved from the queue into a batch */
     uint64_t ps_tick;
     MYSQL_BIND *pbind;
     MYSQL_TIME *ptime;
@@ -1257,14 +1266,19 @@ static void bury(struct sink *s)
     }
 }
 
-/* COMMIT, with the previous batch's events freed while the server commits. Nonzero on failure,
- * as mysql_commit(). */
-static int commit_bury(struct sink *s)
+/* Sends COMMIT and frees the previous batch's events while the server commits; the answer is
+ * left to read. Nonzero on failure, as mysql_commit(). */
+static int commit_send(struct sink *s)
 {
     int rc = mysql_send_query(s->m, "COMMIT", 6) != 0;
 
     bury(s);
-    return rc ? rc : mysql_read_query_result(s->m) != 0;
+    return rc;
+}
+
+static int commit_bury(struct sink *s)
+{
+    return commit_send(s) || mysql_read_query_result(s->m) != 0;
 }
 
 static void batch_clear(struct batch *b)
@@ -1732,6 +1746,25 @@ static void close_conn(struct sink *s)
     s->m = NULL;
 }
 
+/* The other connection (with its statements) becomes s->m. */
+static void swap_conn(struct sink *s)
+{
+    MYSQL *m = s->m;
+    struct ps *ps = s->ps;
+
+    s->m = s->pm;
+    s->ps = s->pps;
+    s->pm = m;
+    s->pps = ps;
+}
+
+static void close_both(struct sink *s)
+{
+    close_conn(s);
+    swap_conn(s);
+    close_conn(s);
+}
+
 /* Server flavour and packet size, for error classification and statement sizes. */
 static int session_setup(struct sink *s, fserr *e)
 {
@@ -1835,7 +1868,88 @@ static void pages_done(struct sink *s)
     }
 }
 
-static int attempt(struct sink *s, fserr *e)
+/* ---- overlapped commits ---------------------------------------------------------------------- */
+
+/* While a backlog waits, a batch's COMMIT (mostly the server's log flush) need not hold up the
+ * next batch: it is sent and left unanswered on its connection, the batch becomes s->pb, and
+ * the next batch runs its statements on the other connection. Before that batch sends its own
+ * COMMIT, settle() reads the first one's answer: so batches still commit one after the other,
+ * in queue order, and a checkpoint never commits before the rows it follows. The next batch may
+ * wait for row locks the committing one still holds; the committing one waits for nothing, so
+ * no deadlock. When that COMMIT failed (its outcome then unknown), the second batch is rolled
+ * back and resolve() replays the first one, then the second, as after any transient failure.
+ * Batches that read rows first (history snapshots, resync pages) do not overlap: the batch
+ * before them is settled first. swap_side() exchanges the two sides, so that the code of a
+ * batch always works on s->b and s->m. */
+static bool apply(struct sink *s, bool defer);
+static void retire(struct sink *s, bool ok);
+static void committed(struct sink *s);
+
+static void swap_side(struct sink *s)
+{
+    struct batch b = s->b;
+
+    s->b = s->pb;
+    s->pb = b;
+    swap_conn(s);
+}
+
+/* Reads the answer to the pending COMMIT: committed, its events retire; failed, it stays
+ * pending (pending_failed) for resolve() to replay, and the error is returned. */
+static int settle(struct sink *s, fserr *e)
+{
+    int rc = 0;
+
+    swap_side(s);
+    s->last_errno = 0;
+    if (mysql_read_query_result(s->m) != 0) {
+        rc = sql_fail(s, "COMMIT", e);
+        s->pending_failed = true;
+        atomic_fetch_add(&s->st.retries, 1);
+        log_warn("%s; that batch will be replayed", e->msg);
+    } else {
+        s->pending = false;
+        committed(s);
+        retire(s, true);
+    }
+    swap_side(s);
+    return rc;
+}
+
+/* Settles the pending batch while the current one has no open transaction, replaying it when
+ * its COMMIT failed. False when the sink stopped first (the batch was dropped). */
+static bool resolve(struct sink *s)
+{
+    fserr e = {0};
+    bool ok;
+
+    if (!s->pending || (!s->pending_failed && settle(s, &e) == 0))
+        return true;
+    swap_side(s);
+    s->pending = s->pending_failed = false;
+    close_conn(s);
+    ok = apply(s, false);
+    retire(s, ok);
+    swap_side(s);
+    return ok;
+}
+
+/* Whether the current batch may run while the previous one commits: it reads no rows. */
+static bool overlappable(const struct sink *s)
+{
+    for (size_t i = 0; i < s->b.n; i++) {
+        const struct item *it = &s->b.it[i];
+        if (it->ev->op == SINK_OP_RESYNC_PAGE ||
+            (it->slot && s->cfg->collections[it->ev->coll].history))
+            return false;
+    }
+    return true;
+}
+
+/* ---- one attempt ------------------------------------------------------------------------------ */
+
+/* The batch's transaction; with `defer`, COMMIT is sent and not waited for. */
+static int attempt(struct sink *s, bool defer, fserr *e)
 {
     struct batch *b = &s->b;
     int rc;
@@ -1853,7 +1967,9 @@ static int attempt(struct sink *s, fserr *e)
         rc = write_checkpoints(s, e);
     if (!rc)
         rc = write_dead_letters(s, e);
-    if (!rc && commit_bury(s) != 0)
+    if (!rc && s->pending)
+        rc = settle(s, e);
+    if (!rc && (defer ? commit_send(s) : commit_bury(s)) != 0)
         rc = sql_fail(s, "COMMIT", e);
     if (rc && e && !e->code) /* assembly, not the server */
         fserr_set(e, rc, "assembling the batch's statements failed: %s", fserr_str(rc));
@@ -1875,9 +1991,10 @@ static void committed(struct sink *s)
         set_health(s, SINK_OK, 0, "");
 }
 
-/* Writes the batch until it commits. False when it was given up because the sink is stopping
- * (its events are after the last checkpoint: the next start replays them). */
-static bool apply(struct sink *s)
+/* Writes the batch until it commits (with `defer`: until its COMMIT is sent). False when it was
+ * given up because the sink is stopping (its events are after the last checkpoint: the next
+ * start replays them). */
+static bool apply(struct sink *s, bool defer)
 {
     fserr e;
 
@@ -1887,15 +2004,25 @@ static bool apply(struct sink *s)
         s->last_errno = 0;
         rc = s->m ? 0 : connect_sink(s, &e);
         if (!rc)
-            rc = attempt(s, &e);
+            rc = attempt(s, defer, &e);
         if (!rc) {
-            committed(s);
+            if (!defer)
+                committed(s);
             return true;
         }
         if (rc == FS_ECANCELED)
             return false;
         if (s->m && mysql_rollback(s->m) != 0)
             close_conn(s);
+        if (s->pending) { /* settled first; when its COMMIT failed, both are replayed */
+            bool theirs = s->pending_failed;
+            unsigned int err = s->last_errno;
+            if (!resolve(s))
+                return false;
+            if (theirs)
+                continue;
+            s->last_errno = err;
+        }
         if (!s->b.single && data_error(s)) {
             log_warn("%s; writing this batch a row at a time to find the refused document", e.msg);
             s->b.single = true;
@@ -1930,6 +2057,7 @@ static void take(struct sink *s)
     if (!s->head)
         s->tail = NULL;
     ev->next = NULL;
+    s->taken++;
     if (b->n == b->cap) {
         b->cap = b->cap ? 2 * b->cap : 64;
         b->it = xrealloc(b->it, b->cap * sizeof(*b->it));
@@ -1960,6 +2088,18 @@ static bool collect(struct sink *s)
     return s->b.n > 0;
 }
 
+/* True when a full batch is already queued: the next batch will follow at once. */
+static bool backlog(struct sink *s)
+{
+    size_t max = (size_t)(s->cfg->agent.batch_max_rows > 0 ? s->cfg->agent.batch_max_rows : 1);
+    bool full;
+
+    pthread_mutex_lock(&s->mu);
+    full = s->pushed - s->taken >= max;
+    pthread_mutex_unlock(&s->mu);
+    return full;
+}
+
 static void retire(struct sink *s, bool ok)
 {
     size_t n = s->b.n;
@@ -1986,16 +2126,32 @@ static void *run(void *arg)
 {
     struct sink *s = arg;
 
-    while (collect(s)) {
-        bool ok;
+    for (;;) {
+        bool ok, defer;
+        if (s->pending && !backlog(s) && !resolve(s))
+            break;
+        if (!collect(s))
+            break;
         prepare(s);
-        ok = apply(s);
+        defer = backlog(s);
+        if (s->pending && !overlappable(s) && !resolve(s)) {
+            retire(s, false);
+            break;
+        }
+        ok = apply(s, defer);
+        if (ok && defer) { /* committing: the next batch runs on the other connection */
+            swap_side(s);
+            s->pending = true;
+            s->pending_failed = false;
+            continue;
+        }
         retire(s, ok);
         if (!ok)
             break;
     }
+    resolve(s);
     bury(s);
-    close_conn(s);
+    close_both(s);
     pthread_mutex_lock(&s->mu);
     s->running = false;
     pthread_cond_broadcast(&s->done);
@@ -2121,7 +2277,7 @@ void sink_stop(struct sink *s)
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->th, NULL);
     s->started = false;
-    close_conn(s);
+    close_both(s);
 }
 
 void sink_free(struct sink *s)
@@ -2136,8 +2292,10 @@ void sink_free(struct sink *s)
     }
     batch_clear(&s->b);
     free(s->b.it);
+    batch_clear(&s->pb);
+    free(s->pb.it);
     free(s->esc.p);
-    close_conn(s);
+    close_both(s);
     free(s->pbind);
     free(s->ptime);
     free(s->phash);
