@@ -127,7 +127,7 @@ static void defaults(struct cfg *c)
     c->agent.control_socket = xstrdup("/run/firesync/control.sock");
     c->agent.log_level = xstrdup("info");
     c->agent.batch_max_rows = 500;
-    c->agent.batch_max_delay_ms = 50;
+    c->agent.batch_max_delay_ms = 0; /* commit at once; batches form during commits */
     c->agent.queue_max_events = 20000;
     c->agent.silence_window_ms = 5 * 60 * 1000;
     c->agent.stream_grace_ms = 2 * 60 * 1000;

@@ -29,6 +29,7 @@
 #include "common/xalloc.h"
 #include "diff/convert.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -539,6 +540,9 @@ static int prepare(struct agent *a, fserr *e)
         log_info("%s: %zu documents tracked, %s", sc->path, diff_tracked(a->diff, (int)i),
                  tg->token && *tg->token ? "resuming from the checkpoint" : "no checkpoint: full load");
     }
+    /* Loading the index went through MySQL result buffers as large as a table: give that
+     * memory back to the system now rather than keep it for the life of the process. */
+    malloc_trim(0);
     return 0;
 }
 

@@ -3,8 +3,8 @@
  * fewest correct writes (prefix sink_).
  *
  * The event loop (diff) pushes events onto a bounded queue; the sink thread takes them in order,
- * groups them into transactions (at most batch_max_rows row events, or batch_max_delay_ms after
- * the first one), and commits. Every write is guarded by the document's Firestore update time,
+ * groups them into transactions (at most batch_max_rows row events; a batch takes what is queued
+ * and waits for more at most batch_max_delay_ms after its first, 0 by default), and commits. Every write is guarded by the document's Firestore update time,
  * so that replays, resyncs and the live stream can interleave in any order and still converge:
  *
  *   upsert:     INSERT ... ON DUPLICATE KEY UPDATE, assigning only the changed columns, and only

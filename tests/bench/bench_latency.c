@@ -26,8 +26,8 @@
  * document's update time as the emulator assigned it at commit; the emulator runs on this
  * machine and stamps it from the same wall clock (checked on every write: the updateTime of the
  * answer must fall between the request's sending and its answer). applied_at is stamped by the
- * sink when the transaction holding the row starts, after its batch waited for more rows
- * (agent.batch_max_delay_ms, default 50 ms), so these figures leave out the transaction's own
+ * sink when the transaction holding the row starts (with the default agent.batch_max_delay_ms
+ * of 0 a batch does not wait for more rows), so these figures leave out the transaction's own
  * time (its statements and the COMMIT's fsync): a few milliseconds on a quiet machine, far more
  * on a busy one. The agent's own share (its status file's lag_p99_ms: received from the stream
  * -> COMMIT returned) does include it; it is read right after the 100/s phase, from an agent

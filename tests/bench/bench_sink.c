@@ -20,7 +20,7 @@
  * (a) The sink, through the agent's own path: each version is built as a struct fsdoc (the
  *     stand-in for decoding; included in the time), handed to diff_upsert(), whose emit callback
  *     does sink_push(); the config is the default one (batch_max_rows 500, batch_max_delay_ms
- *     50, queue_max_events 20000), and the queue stays bounded as agent/daemon.c keeps it: when
+ *     0, queue_max_events 20000), and the queue stays bounded as agent/daemon.c keeps it: when
  *     a push leaves queue_max_events queued, the producer waits (woken by the sink's notify
  *     callback) until sink_stats()->queued is down to half. The phase ends when sink_flush()
  *     returns: everything is committed.
