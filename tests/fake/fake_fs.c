@@ -73,6 +73,7 @@ struct session {
     long last_array;     /* last array id assigned (0 is the "c" array) */
     long next_map;       /* next map id to deliver */
     struct entry *q;     /* unacknowledged arrays (ascending ids) and unwritten raw bytes */
+    struct entry *last;  /* the last entry of q, or NULL when unknown (reset on every removal) */
     struct held *held;   /* maps after a gap, ascending ids */
     struct conn *get;    /* the open back-channel GET, or NULL */
     long get_sent;       /* highest array id written to `get` */
@@ -880,10 +881,12 @@ static void session_append(fake_fs *fs, struct session *s, struct entry *e)
         if (s == newest(fs))
             fs->stats[FAKE_FS_LAST_ARRAY] = e->id;
     }
-    for (pp = &s->q; *pp; pp = &(*pp)->next)
+    /* from the last entry when it is known: pushes are frequent, removals (acks) are not */
+    for (pp = s->last ? &s->last->next : &s->q; *pp; pp = &(*pp)->next)
         ;
     e->next = NULL;
     *pp = e;
+    s->last = e;
 }
 
 /* Drops the arrays the client has acknowledged (raw bytes stay until written). */
@@ -894,6 +897,7 @@ static void ack(struct session *s, long aid)
     while ((e = *pp)) {
         if (!e->raw && e->id <= aid) {
             *pp = e->next;
+            s->last = NULL;
             entry_free(e);
         } else {
             pp = &e->next;
@@ -1003,6 +1007,7 @@ static void flush(fake_fs *fs, struct session *s, bool batch)
         if (e->raw) {
             chunk_write(s->get, e->p, e->n, e->split_at);
             *pp = e->next;
+            s->last = NULL;
             entry_free(e);
             continue;
         }
