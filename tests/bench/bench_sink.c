@@ -2,10 +2,10 @@
  * bench_sink.c - how fast the MySQL sink writes, against the best a plain client could do on the
  * same server (aim: the sink reaches at least 0.7 of the plain loop's rows per second).
  *
- * The server: a private MariaDB started for this run (mariadb-install-db into a fresh directory
- * under TMPDIR, then svc_mariadb_start() of tests/harness/svc.c: the same mariadbd options the
- * integration tests use, binlog on, InnoDB flushing at every commit), stopped at the end
- * whatever happens (atexit, and a handler for SIGINT/SIGTERM/SIGHUP). Without mariadbd the
+ * The server: a private MariaDB started for this run by bench_util.h (mariadb-install-db into a
+ * fresh directory under TMPDIR, then svc_mariadb_start() of tests/harness/svc.c: the same
+ * mariadbd options the integration tests use, binlog on, InnoDB flushing at every commit),
+ * stopped at the end whatever happens (atexit, and a handler for SIGINT/SIGTERM/SIGHUP). Without mariadbd the
  * program says so and prints no figure.
  *
  * The data: an employees-like collection of NROWS documents with six mapped columns: name
@@ -58,7 +58,7 @@
 #include "diff/diff.h"
 #include "firestore/value.h"
 #include "mysql/sink.h"
-#include "tests/harness/svc.h"
+#include "tests/bench/bench_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -79,7 +79,7 @@
 
 #define NROWS 200000
 #define PLAIN_BATCH 500
-#define DBNAME "firesync_bench"
+#define DBNAME BENCH_DB
 #define FS_DB "projects/bench/databases/(default)"
 #define DOC_PREFIX FS_DB "/documents/employees/"
 #define T0_US INT64_C(1795420800000000)                /* 2026-11-23T08:00:00Z: creates */
@@ -123,194 +123,7 @@ static const char *const CITY[] = {"Lisbon", "München", "São Paulo", "Zürich"
 
 /* ---- the server, and stopping it whatever happens ------------------------------------------ */
 
-static struct svc_env env;
-static volatile sig_atomic_t server_pid; /* mariadbd, for the signal handler */
-static bool server_started, keep_dir;
-
-static void die(const char *what, const fserr *e)
-{
-    fprintf(stderr, "bench_sink: %s%s%s\n", what, e ? ": " : "", e ? e->msg : "");
-    keep_dir = true;
-    exit(1);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void cleanup(void)
-{
-    fserr e = {0};
-
-    if (server_started) {
-        svc_mariadb_stop(&env, &e);
-        server_started = false;
-        server_pid = 0;
-    }
-    if (!env.dir[0])
-        return;
-    if (keep_dir)
-        fprintf(stderr, "bench_sink: logs kept in %s\n", env.dir);
-    else
-        nftw(env.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    env.dir[0] = '\0';
-}
-
-/* For the signal handler, set before the server starts: the directory and an rm for it. */
-static char rm_dir[sizeof(env.dir)];
-static char *rm_argv[] = {"/bin/rm", "-rf", rm_dir, NULL};
-
-/* Stops mariadbd (our child, in its own process group) as svc_mariadb_stop() does, then removes
- * the run directory, with async-signal-safe calls only; then dies of the signal. */
-static void on_signal(int sig)
-{
-    static char *const no_env[] = {NULL};
-    pid_t pid = (pid_t)server_pid;
-    struct timespec tick = {0, 50 * 1000000L};
-
-    if (pid > 0) {
-        kill(-pid, SIGTERM);
-        kill(pid, SIGTERM);
-        for (int i = 0; i < 200 && waitpid(pid, NULL, WNOHANG) == 0; i++)
-            nanosleep(&tick, NULL);
-        kill(-pid, SIGKILL);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, WNOHANG);
-    }
-    if (rm_dir[0] && (pid = fork()) == 0) {
-        execve(rm_argv[0], rm_argv, no_env);
-        _exit(127);
-    }
-    if (pid > 0)
-        waitpid(pid, NULL, 0);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
-static bool on_path(const char *prog)
-{
-    const char *path = getenv("PATH");
-    char dirs[4096], full[4200];
-
-    snprintf(dirs, sizeof(dirs), "%s:/usr/sbin:/usr/local/sbin:/sbin",
-             path ? path : "/usr/bin:/bin");
-    for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-        snprintf(full, sizeof(full), "%s/%s", d, prog);
-        if (access(full, X_OK) == 0)
-            return true;
-    }
-    return false;
-}
-
-/* mariadb-install-db into DIR/mysql-data, output to DIR/mariadb-install.log. */
-static void install_datadir(void)
-{
-    char dd[600], log[600];
-    pid_t pid;
-    int st;
-
-    snprintf(dd, sizeof(dd), "--datadir=%s/mysql-data", env.dir);
-    snprintf(log, sizeof(log), "%s/mariadb-install.log", env.dir);
-    pid = fork();
-    if (pid < 0)
-        die("fork", NULL);
-    if (pid == 0) {
-        char *argv[] = {"mariadb-install-db",
-                        "--no-defaults",
-                        dd,
-                        "--user=root",
-                        "--auth-root-authentication-method=normal",
-                        "--skip-test-db",
-                        NULL};
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        die("mariadb-install-db failed; see mariadb-install.log", NULL);
-}
-
-static int read_server_pid(void)
-{
-    char path[600];
-    FILE *f;
-    int pid = 0;
-
-    snprintf(path, sizeof(path), "%s/mariadb.pid", env.dir);
-    if ((f = fopen(path, "r"))) {
-        if (fscanf(f, "%d", &pid) != 1)
-            pid = 0;
-        fclose(f);
-    }
-    return pid;
-}
-
-static void server_up(void)
-{
-    const char *tmp = getenv("TMPDIR");
-    char dir[200];
-    struct sigaction sa;
-    fserr e = {0};
-    int port = free_port();
-
-    snprintf(dir, sizeof(dir), "%s/firesync-bench-sink.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (port < 0 || !mkdtemp(dir))
-        die("no free port or no temporary directory", NULL);
-    snprintf(env.dir, sizeof(env.dir), "%s", dir);
-    memcpy(rm_dir, env.dir, sizeof(rm_dir));
-    snprintf(env.mysql_socket, sizeof(env.mysql_socket), "%s/mysql.sock", dir);
-    snprintf(env.project, sizeof(env.project), "bench");
-    env.mysql_port = port;
-    atexit(cleanup);
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-
-    install_datadir();
-    server_started = true; /* from here on cleanup() stops whatever svc started */
-    if (svc_mariadb_start(&env, &e) != 0)
-        die("starting mariadbd", &e);
-    server_pid = read_server_pid();
-    if (server_pid <= 0)
-        die("mariadbd started but left no pid file", NULL);
-}
-
 /* ---- clocks ---------------------------------------------------------------------------------- */
-
-static double wall_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static double rusage_us(int who)
 {
@@ -320,48 +133,18 @@ static double rusage_us(int who)
            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
-/* mariadbd's user+system CPU so far, from /proc/PID/stat (clock-tick resolution). */
+/* mariadbd's user+system CPU so far (clock-tick resolution). */
 static double server_cpu_us(void)
 {
-    char path[64], st[1024], *p;
-    unsigned long long ut = 0, stime = 0;
-    FILE *f;
-    size_t n;
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)server_pid);
-    if (!(f = fopen(path, "r")))
-        return 0;
-    n = fread(st, 1, sizeof(st) - 1, f);
-    fclose(f);
-    st[n] = '\0';
-    if (!(p = strrchr(st, ')')))
-        return 0;
-    /* after the name: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
-     * utime stime */
-    if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &stime) != 2)
-        return 0;
-    return (double)(ut + stime) * 1e6 / (double)sysconf(_SC_CLK_TCK);
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    return bench_cpu_us((pid_t)bench_st.db_pid);
 }
 
 /* Waits until mariadbd is quiet: the previous phase's purge and page flushing are done. */
 static void settle(void)
 {
-    double t0 = wall_s();
-
-    sleep_ms(SETTLE_MS);
-    while (wall_s() - t0 < SETTLE_MAX_S) {
-        double c0 = server_cpu_us();
-        sleep_ms(SETTLE_MS);
-        if (server_cpu_us() - c0 < SETTLE_MS * 1000.0 * 0.05)
-            return;
-    }
-    printf("mariadbd still busy after %d s; measuring anyway\n", SETTLE_MAX_S);
+    bench_sleep_ms(SETTLE_MS);
+    if (!bench_quiet((pid_t)bench_st.db_pid, SETTLE_MS, SETTLE_MAX_S))
+        printf("mariadbd still busy after %d s; measuring anyway\n", SETTLE_MAX_S);
 }
 
 /* ---- the documents --------------------------------------------------------------------------- */
@@ -517,15 +300,6 @@ static struct expect expected(int phase)
 
 /* ---- checking what MySQL holds ----------------------------------------------------------------- */
 
-static MYSQL *db_connect(void)
-{
-    fserr e = {0};
-    MYSQL *m = svc_mysql_connect(&env, DBNAME, &e);
-    if (!m)
-        die("connecting", &e);
-    return m;
-}
-
 /* The integers of the first row of sql into out[0..n). */
 static void query_row(MYSQL *m, const char *sql, long long *out, unsigned n)
 {
@@ -534,11 +308,11 @@ static void query_row(MYSQL *m, const char *sql, long long *out, unsigned n)
 
     if (mysql_query(m, sql) != 0 || !(r = mysql_store_result(m))) {
         fprintf(stderr, "bench_sink: %s: %s\n", sql, mysql_error(m));
-        die("query failed", NULL);
+        bench_die("query failed", NULL);
     }
     row = mysql_fetch_row(r);
     if (!row || mysql_num_fields(r) < n)
-        die("query returned no row", NULL);
+        bench_die("query returned no row", NULL);
     for (unsigned i = 0; i < n; i++)
         out[i] = row[i] ? atoll(row[i]) : -1;
     mysql_free_result(r);
@@ -573,7 +347,7 @@ static void verify_table(MYSQL *m, const char *table, int phase, bool sink_table
         if (got[i] != want[i]) {
             fprintf(stderr, "bench_sink: table %s after the %s: %s is %lld, expected %lld\n",
                     table, phase ? "updates" : "creates", what[i], got[i], want[i]);
-            die("MySQL does not hold what was written", NULL);
+            bench_die("MySQL does not hold what was written", NULL);
         }
 }
 
@@ -590,7 +364,7 @@ static void verify_same(MYSQL *m)
     if (n != NROWS) {
         fprintf(stderr, "bench_sink: %lld of %d keys hold the same values in both tables\n", n,
                 NROWS);
-        die("the sink and the plain loop disagree", NULL);
+        bench_die("the sink and the plain loop disagree", NULL);
     }
 }
 
@@ -638,7 +412,7 @@ static void wait_for_room(struct run *r)
     }
     pthread_mutex_unlock(&r->mu);
     if (sink_health(r->sink, NULL, 0) == SINK_FAILED)
-        die("the sink failed", NULL);
+        bench_die("the sink failed", NULL);
 }
 
 static int on_event(void *ud, struct sink_event *ev)
@@ -657,21 +431,21 @@ static void sink_setup(struct run *r)
     fserr e = {0};
     buf errs;
 
-    snprintf(src, sizeof(src), CONFIG, env.mysql_socket);
+    snprintf(src, sizeof(src), CONFIG, bench_st.env.mysql_socket);
     buf_init(&errs, 0);
     if (cfg_load_mem("bench_sink.toml", src, strlen(src), &r->cfg, &errs, &e) != 0) {
         fprintf(stderr, "%s", buf_str(&errs));
-        die("cfg_load_mem", &e);
+        bench_die("cfg_load_mem", &e);
     }
     buf_release(&errs);
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
     if (diff_new(r->cfg, FS_DB, on_event, r, &r->diff, &e) != 0)
-        die("diff_new", &e);
+        bench_die("diff_new", &e);
     r->sink = sink_new(r->cfg);
     sink_set_notify(r->sink, on_sink_notify, r);
     if (sink_start(r->sink, 10000, &e) != 0)
-        die("sink_start", &e);
+        bench_die("sink_start", &e);
 }
 
 static void sink_teardown(struct run *r)
@@ -698,17 +472,17 @@ static void sink_phase(struct run *r, int phase, struct result *out)
     s0 = server_cpu_us();
     p0 = rusage_us(RUSAGE_THREAD);
     c0 = rusage_us(RUSAGE_SELF);
-    w0 = wall_s();
+    w0 = bench_now();
     for (size_t i = 0; i < NROWS; i++) {
         struct fsdoc doc;
         emp_gen(i, phase, &em);
         emp_doc(&em, &doc);
         if (diff_upsert(r->diff, 0, &doc, SINK_SRC_STREAM, &e) != 0)
-            die("diff_upsert", &e);
+            bench_die("diff_upsert", &e);
     }
     if (sink_flush(r->sink, &e) != 0)
-        die("sink_flush", &e);
-    out->wall = wall_s() - w0;
+        bench_die("sink_flush", &e);
+    out->wall = bench_now() - w0;
     out->cpu_us = rusage_us(RUSAGE_SELF) - c0;
     out->producer_us = rusage_us(RUSAGE_THREAD) - p0;
     out->server_us = server_cpu_us() - s0;
@@ -727,7 +501,7 @@ static void sink_phase(struct run *r, int phase, struct result *out)
            unchanged, dead, retries);
     if (r->events - ev0 != NROWS || (phase ? updated : created) != NROWS ||
         (phase ? created : updated) != 0 || unchanged || dead || retries)
-        die("the sink's counters do not show one write per document", NULL);
+        bench_die("the sink's counters do not show one write per document", NULL);
 }
 
 /* ---- (b) the plain loop: the ceiling ----------------------------------------------------- */
@@ -774,7 +548,7 @@ static unsigned long long plain_send(MYSQL *m, buf *sql)
     if (mysql_real_query(m, sql->p, (unsigned long)sql->len) != 0 ||
         (n = mysql_affected_rows(m), mysql_commit(m) != 0)) {
         fprintf(stderr, "bench_sink: plain loop: %s\n", mysql_error(m));
-        die("the plain loop failed", NULL);
+        bench_die("the plain loop failed", NULL);
     }
     buf_reset(sql);
     buf_adds(sql, PLAIN_HEAD);
@@ -794,7 +568,7 @@ static void plain_phase(MYSQL *m, int phase, struct result *out)
     settle();
     s0 = server_cpu_us();
     c0 = rusage_us(RUSAGE_SELF);
-    w0 = wall_s();
+    w0 = bench_now();
     for (size_t i = 0; i < NROWS; i++) {
         emp_gen(i, phase, &em);
         if (rows++)
@@ -807,7 +581,7 @@ static void plain_phase(MYSQL *m, int phase, struct result *out)
     }
     if (rows)
         affected += plain_send(m, &sql);
-    out->wall = wall_s() - w0;
+    out->wall = bench_now() - w0;
     out->cpu_us = rusage_us(RUSAGE_SELF) - c0;
     out->producer_us = out->cpu_us;
     out->server_us = server_cpu_us() - s0;
@@ -818,7 +592,7 @@ static void plain_phase(MYSQL *m, int phase, struct result *out)
            affected);
     /* without CLIENT_FOUND_ROWS: 1 per inserted row, 2 per changed row */
     if (affected != (unsigned long long)NROWS * (phase ? 2 : 1))
-        die("the plain loop did not write one row per document", NULL);
+        bench_die("the plain loop did not write one row per document", NULL);
 }
 
 /* ---- report ------------------------------------------------------------------------------ */
@@ -875,36 +649,31 @@ int main(void)
 {
     struct run r;
     struct result sc, pc, su, pu;
-    fserr e = {0};
     MYSQL *m, *v; /* the plain loop's connection (transactions); checks (autocommit) */
     double t0, build;
 
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (!on_path("mariadbd") || !on_path("mariadb-install-db")) {
+    if (!bench_on_path("mariadbd") || !bench_on_path("mariadb-install-db")) {
         printf("mariadbd or mariadb-install-db not found: no sink figures (make deps installs "
                "mariadb-server)\n");
         return 0;
     }
     log_set_level(LOG_LVL_WARN);
     memset(&r, 0, sizeof(r));
-    t0 = wall_s();
-    server_up();
-    if (svc_mysql_exec(&env,
-                       "CREATE DATABASE " DBNAME
-                       " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
-                       &e) != 0)
-        die("creating the database", &e);
-    m = db_connect();
+    t0 = bench_now();
+    bench_st.prog = "bench_sink";
+    bench_db_up("bench-sink"); /* also creates the database DBNAME (BENCH_DB) */
+    m = bench_connect();
     if (mysql_query(m, PLAIN_DDL) != 0) {
         fprintf(stderr, "bench_sink: %s\n", mysql_error(m));
-        die("creating the plain table", NULL);
+        bench_die("creating the plain table", NULL);
     }
     mysql_autocommit(m, 0);
-    v = db_connect();
+    v = bench_connect();
     sink_setup(&r);
     printf("private MariaDB %s up in %.1f s; %d rows, six mapped columns, batches of %lld rows, "
            "queue bound %lld events\n",
-           mysql_get_server_info(m), wall_s() - t0, NROWS, (long long)r.cfg->agent.batch_max_rows,
+           mysql_get_server_info(m), bench_now() - t0, NROWS, (long long)r.cfg->agent.batch_max_rows,
            (long long)r.cfg->agent.queue_max_events);
 
     sink_phase(&r, 0, &sc);
@@ -928,6 +697,6 @@ int main(void)
     mysql_close(v);
     mysql_close(m);
     sink_teardown(&r);
-    cleanup();
+    bench_cleanup();
     return 0;
 }

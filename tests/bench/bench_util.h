@@ -5,7 +5,7 @@
  *
  * Header-only on purpose: the Makefile links each benchmark from its own object plus the test
  * harness and the fake, so these helpers are static functions of the one program that includes
- * this file (bench_pipeline.c, bench_rss.c, bench_lag.c).
+ * this file (bench_sink.c, bench_pipeline.c, bench_rss.c, bench_lag.c).
  *
  * Cleanup, whatever happens: bench_db_up() registers an atexit handler and a SIGINT/SIGTERM/
  * SIGHUP handler that stop the agent (the one set up by bench_agent_env()) and mariadbd
