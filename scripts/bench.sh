@@ -31,6 +31,9 @@ for bin in "$dir"/bench_*; do
     [ -x "$bin" ] || continue
     case "$bin" in *.o|*.d) continue ;; esac
     echo "== $(basename "$bin")"
+    # the previous program's files (a MariaDB datadir, logs) written back to disk first: a
+    # write-back running under the next one stalls its MySQL commits by tens to hundreds of ms
+    sync
     if ! "$bin" >"$one"; then
         cat "$one"
         echo "$(basename "$bin") failed; no table" >&2
