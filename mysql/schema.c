@@ -900,8 +900,14 @@ int sink_schema_ensure(const struct cfg *cfg, MYSQL *m, fserr *e)
     if (rc)
         return rc;
     t = all_specs(cfg, &n);
+    /* the existing tables first, then the missing ones: a start refused for an existing table
+     * creates nothing */
     for (size_t i = 0; i < n && !rc; i++)
-        rc = ensure_table(cfg, m, tables, &t[i], &r, e);
+        if (table_engine(tables, t[i].name))
+            rc = ensure_table(cfg, m, tables, &t[i], &r, e);
+    for (size_t i = 0; i < n && !rc && !r.count; i++)
+        if (!table_engine(tables, t[i].name))
+            rc = ensure_table(cfg, m, tables, &t[i], &r, e);
     free(t);
     mysql_free_result(tables);
     if (!rc && r.count)

@@ -296,8 +296,9 @@ static void test_status_exit_codes_follow_the_agent(void **state)
     assert_non_null(strstr(out, "is not running"));
 }
 
-/* An existing table that lacks a mapped column: the agent refuses to start, exits 1, and its
- * last status says why, which `firesync status` repeats after the process is gone. */
+/* An existing table that lacks a mapped column: the agent refuses to start, exits 1, creates
+ * none of its own tables, and its last status says why, which `firesync status` repeats after
+ * the process is gone. */
 static void test_a_refused_start_exits_one_and_the_status_says_why(void **state)
 {
     char out[8192];
@@ -314,6 +315,10 @@ static void test_a_refused_start_exits_one_and_the_status_says_why(void **state)
     assert_int_equal(run_firesync(&ae, out, sizeof(out), "status", "--config", ae.config, NULL), 3);
     assert_non_null(strstr(out, "is not running; it last said unhealthy: could not start: table "
                                 "`employees` has no column `name`"));
+    /* refused before anything was created */
+    assert_string_equal(sql_scalar(&ae, "SELECT COUNT(*) FROM information_schema.TABLES WHERE "
+                                        "TABLE_SCHEMA = DATABASE()"),
+                        "1");
 }
 
 static void test_stream_down_past_grace_is_unhealthy(void **state)
