@@ -195,13 +195,36 @@ static int wants_help(int argc, char **argv)
     return 0;
 }
 
+/* Loads the configuration at path, or prints why it cannot and returns NULL. `who` NULL: each
+ * error as "file:line:col: message" (or the one reason when there is none of those); `who` set:
+ * "who: summary" first, then those lines. */
+static struct cfg *load_config(const char *path, const char *who)
+{
+    struct cfg *c = NULL;
+    fserr e = {0};
+    buf errors;
+
+    buf_init(&errors, 0);
+    if (cfg_load_file(path, &c, &errors, &e) != 0) {
+        if (who)
+            fprintf(stderr, "%s: %s\n%s", who, e.msg, buf_str(&errors));
+        else if (errors.len)
+            fputs(buf_str(&errors), stderr);
+        else
+            fprintf(stderr, "firesync: %s\n", e.msg);
+        c = NULL;
+    }
+    buf_release(&errors);
+    return c;
+}
+
 static int cmd_check_config(int argc, char **argv)
 {
     const char *path = CFG_DEFAULT_PATH;
-    int connect = 0, rc;
+    int connect = 0, rc = 0;
     struct cfg *c = NULL;
     fserr e = {0};
-    buf errors, out;
+    buf out;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--connect") == 0) {
@@ -213,17 +236,9 @@ static int cmd_check_config(int argc, char **argv)
             path = argv[i];
         }
     }
-    buf_init(&errors, 0);
-    buf_init(&out, 0);
-    rc = cfg_load_file(path, &c, &errors, &e);
-    if (rc) {
-        if (errors.len)
-            fputs(buf_str(&errors), stderr);
-        else
-            fprintf(stderr, "firesync: %s\n", e.msg);
-        buf_release(&errors);
+    if (!(c = load_config(path, NULL)))
         return 1;
-    }
+    buf_init(&out, 0);
     cfg_print(c, &out);
     fputs(buf_str(&out), stdout);
     if (connect) {
@@ -238,7 +253,6 @@ static int cmd_check_config(int argc, char **argv)
         }
     }
     buf_release(&out);
-    buf_release(&errors);
     cfg_free(c);
     return rc ? 1 : 0;
 }
@@ -275,16 +289,11 @@ static int cmd_status(int argc, char **argv)
         }
     }
     if (live) {
-        struct cfg *c = NULL;
-        buf out, errors;
+        struct cfg *c = load_config(config ? config : CFG_DEFAULT_PATH, "firesync status");
+        buf out;
         int rc;
-        buf_init(&errors, 0);
-        if (cfg_load_file(config ? config : CFG_DEFAULT_PATH, &c, &errors, &e) != 0) {
-            fprintf(stderr, "firesync status: %s\n%s", e.msg, buf_str(&errors));
-            buf_release(&errors);
+        if (!c)
             return 3;
-        }
-        buf_release(&errors);
         buf_init(&out, 16u << 20);
         rc = control_request(c->agent.control_socket, "{\"cmd\":\"status\"}", &out, &e);
         cfg_free(c);
@@ -310,18 +319,12 @@ static int cmd_status(int argc, char **argv)
     if (file) {
         snprintf(path, sizeof(path), "%s", file);
     } else if (config) {
-        struct cfg *c = NULL;
-        buf errors;
-        buf_init(&errors, 0);
-        if (cfg_load_file(config, &c, &errors, &e) != 0) {
-            fprintf(stderr, "firesync status: %s\n%s", e.msg, buf_str(&errors));
-            buf_release(&errors);
+        struct cfg *c = load_config(config, "firesync status");
+        if (!c)
             return 3;
-        }
         snprintf(path, sizeof(path), "%s", c->agent.status_file);
         stale_ms = 3 * c->agent.status_interval_ms + 10000;
         cfg_free(c);
-        buf_release(&errors);
     }
     if (status_read(path, now_us(), stale_ms, &text, &h, why, sizeof(why), &e) != 0) {
         printf("firesync unknown: %s\n", e.msg);
@@ -360,8 +363,7 @@ static int cmd_schema(int argc, char **argv)
 {
     const char *config = CFG_DEFAULT_PATH;
     struct cfg *c = NULL;
-    buf errors, out;
-    fserr e = {0};
+    buf out;
     int rc;
 
     for (int i = 1; i < argc; i++) {
@@ -372,15 +374,8 @@ static int cmd_schema(int argc, char **argv)
             return 2;
         }
     }
-    buf_init(&errors, 0);
-    if (cfg_load_file(config, &c, &errors, &e) != 0) {
-        fprintf(stderr, "%s", errors.len ? buf_str(&errors) : "");
-        if (!errors.len)
-            fprintf(stderr, "firesync: %s\n", e.msg);
-        buf_release(&errors);
+    if (!(c = load_config(config, NULL)))
         return 1;
-    }
-    buf_release(&errors);
     buf_init(&out, 0);
     rc = sink_schema_sql(c, &out);
     if (rc)
@@ -397,7 +392,7 @@ static int cmd_simulate(int argc, char **argv)
     const char *config = CFG_DEFAULT_PATH, *coll = NULL, *doc = NULL, *type = NULL, *data = NULL;
     struct cfg *c = NULL;
     cJSON *req, *d = NULL, *reply;
-    buf out, errors;
+    buf out;
     fserr e = {0};
     char *text;
     int rc;
@@ -424,14 +419,10 @@ static int cmd_simulate(int argc, char **argv)
         fprintf(stderr, "firesync simulate-change: --data is not valid JSON\n");
         return 2;
     }
-    buf_init(&errors, 0);
-    if (cfg_load_file(config, &c, &errors, &e) != 0) {
-        fprintf(stderr, "firesync: %s\n%s", e.msg, buf_str(&errors));
-        buf_release(&errors);
+    if (!(c = load_config(config, "firesync"))) {
         cJSON_Delete(d);
         return 1;
     }
-    buf_release(&errors);
     req = cJSON_CreateObject();
     cJSON_AddStringToObject(req, "cmd", "simulate");
     cJSON_AddStringToObject(req, "collection", coll);
@@ -543,7 +534,7 @@ static int cmd_resync(int argc, char **argv)
     bool wait = true;
     struct cfg *c = NULL;
     cJSON *req, *reply, *it;
-    buf out, errors;
+    buf out;
     fserr e = {0};
     char *text, *sock;
     int rc;
@@ -560,13 +551,8 @@ static int cmd_resync(int argc, char **argv)
             return 2;
         }
     }
-    buf_init(&errors, 0);
-    if (cfg_load_file(config, &c, &errors, &e) != 0) {
-        fprintf(stderr, "firesync: %s\n%s", e.msg, buf_str(&errors));
-        buf_release(&errors);
+    if (!(c = load_config(config, "firesync")))
         return 1;
-    }
-    buf_release(&errors);
     req = cJSON_CreateObject();
     cJSON_AddStringToObject(req, "cmd", "resync");
     if (coll)
@@ -607,7 +593,6 @@ static int cmd_tail(int argc, char **argv)
 {
     const char *config = CFG_DEFAULT_PATH, *only = NULL;
     struct cfg *c = NULL;
-    buf errors;
     fserr e = {0};
     int rc;
 
@@ -621,16 +606,8 @@ static int cmd_tail(int argc, char **argv)
             return 2;
         }
     }
-    buf_init(&errors, 0);
-    rc = cfg_load_file(config, &c, &errors, &e);
-    if (rc) {
-        fprintf(stderr, "%s", errors.len ? buf_str(&errors) : "");
-        if (!errors.len)
-            fprintf(stderr, "firesync: %s\n", e.msg);
-        buf_release(&errors);
+    if (!(c = load_config(config, NULL)))
         return 1;
-    }
-    buf_release(&errors);
     rc = tail_run(c, only, &e);
     if (rc)
         fprintf(stderr, "firesync tail: %s\n", e.msg);
