@@ -519,13 +519,10 @@ static void add_quoted(MYSQL *m, buf *b, const char *s)
 
 static void add_datetime(buf *b, int64_t us)
 {
-    time_t s = (time_t)(us / 1000000);
-    struct tm tm;
-    char t[32];
+    char t[40];
 
-    gmtime_r(&s, &tm);
-    strftime(t, sizeof(t), "%Y-%m-%d %H:%M:%S", &tm);
-    buf_printf(b, "'%s.%06d'", t, (int)(us % 1000000));
+    bench_time(t, sizeof(t), us, true);
+    buf_printf(b, "'%s'", t);
 }
 
 static void plain_row(MYSQL *m, buf *b, const struct emp *e)
@@ -610,38 +607,30 @@ static void report_phase(const char *what, const struct result *rs, const struct
            rp->server_us / NROWS);
 }
 
-static void figure(const char *name, const char *fmt, double v, const char *unit, const char *aim,
-                   const char *what)
-{
-    char val[32];
-    snprintf(val, sizeof(val), fmt, v);
-    printf("FIGURE|%s|%s|%s|%s|%s\n", name, val, unit, aim, what);
-}
-
 static void figures(const struct result *sc, const struct result *pc, const struct result *su,
                     const struct result *pu)
 {
-    figure("sink_create_rows_per_s", "%.0f", NROWS / sc->wall, "rows/s", "-",
+    bench_figure("sink_create_rows_per_s", "%.0f", NROWS / sc->wall, "rows/s", "-",
            "sink: created rows per second, wall clock (fsdoc -> diff_upsert -> sink_push -> "
            "commit, default batching)");
-    figure("plain_create_rows_per_s", "%.0f", NROWS / pc->wall, "rows/s", "-",
+    bench_figure("plain_create_rows_per_s", "%.0f", NROWS / pc->wall, "rows/s", "-",
            "plain loop: inserted rows per second, 500-row INSERT ... ON DUPLICATE KEY UPDATE "
            "per transaction (the ceiling)");
-    figure("sink_create_vs_plain", "%.2f", pc->wall / sc->wall, "x", ">=0.7",
+    bench_figure("sink_create_vs_plain", "%.2f", pc->wall / sc->wall, "x", ">=0.7",
            "sink creates / plain creates, rows per second");
-    figure("sink_update_rows_per_s", "%.0f", NROWS / su->wall, "rows/s", "-",
+    bench_figure("sink_update_rows_per_s", "%.0f", NROWS / su->wall, "rows/s", "-",
            "sink: updated rows per second (one or two columns changed per document)");
-    figure("plain_update_rows_per_s", "%.0f", NROWS / pu->wall, "rows/s", "-",
+    bench_figure("plain_update_rows_per_s", "%.0f", NROWS / pu->wall, "rows/s", "-",
            "plain loop: updated rows per second, whole rows in 500-row upserts (the ceiling)");
-    figure("sink_update_vs_plain", "%.2f", pu->wall / su->wall, "x", ">=0.7",
+    bench_figure("sink_update_vs_plain", "%.2f", pu->wall / su->wall, "x", ">=0.7",
            "sink updates / plain updates, rows per second");
-    figure("sink_cpu_per_create", "%.0f", sc->cpu_us * 1e3 / NROWS, "ns", "-",
+    bench_figure("sink_cpu_per_create", "%.0f", sc->cpu_us * 1e3 / NROWS, "ns", "-",
            "client CPU per created row, all threads: fsdoc, diff, queue, SQL text, libmariadb");
-    figure("sink_cpu_per_update", "%.0f", su->cpu_us * 1e3 / NROWS, "ns", "-",
+    bench_figure("sink_cpu_per_update", "%.0f", su->cpu_us * 1e3 / NROWS, "ns", "-",
            "client CPU per updated row, all threads");
-    figure("plain_cpu_per_create", "%.0f", pc->cpu_us * 1e3 / NROWS, "ns", "-",
+    bench_figure("plain_cpu_per_create", "%.0f", pc->cpu_us * 1e3 / NROWS, "ns", "-",
            "plain loop's client CPU per inserted row (SQL text, libmariadb)");
-    figure("plain_cpu_per_update", "%.0f", pu->cpu_us * 1e3 / NROWS, "ns", "-",
+    bench_figure("plain_cpu_per_update", "%.0f", pu->cpu_us * 1e3 / NROWS, "ns", "-",
            "plain loop's client CPU per updated row");
 }
 
