@@ -90,6 +90,26 @@ int agent_env_init(struct agent_env *ae, const char *name, const char *collectio
     return write_file(ae->config, cfg, 0600);
 }
 
+int agent_config_replace(struct agent_env *ae, const char *from, const char *to)
+{
+    char text[16384], out[17000], *p;
+    FILE *f = fopen(ae->config, "r");
+    size_t n;
+
+    if (!f)
+        return -1;
+    n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    if (!(p = strstr(text, from)))
+        return -1;
+    snprintf(out, sizeof(out), "%.*s%s%s", (int)(p - text), text, to, p + strlen(from));
+    if (!(f = fopen(ae->config, "w")))
+        return -1;
+    fputs(out, f);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
 void agent_env_cleanup(struct agent_env *ae)
 {
     if (ae->pid > 0)

@@ -29,6 +29,10 @@ int agent_env_init(struct agent_env *ae, const char *name, const char *collectio
                    const char *agent_extra);
 void agent_env_cleanup(struct agent_env *ae);
 
+/* Replaces the first `from` in the config file with `to`; -1 when the file cannot be read or
+ * written or holds no `from`. */
+int agent_config_replace(struct agent_env *ae, const char *from, const char *to);
+
 /* Starts `firesync run` (FIRESYNC_BIN) in the background; its stderr goes to dir/agent-N.log. */
 int agent_start(struct agent_env *ae, const char *extra_arg1, const char *extra_arg2);
 /* Sends sig and waits for the agent to exit (up to timeout_ms); returns its exit status, or -1

@@ -349,20 +349,7 @@ static void test_stream_down_past_grace_is_unhealthy(void **state)
 
 static void replace_in_config(const char *from, const char *to)
 {
-    char text[16384], out[17000], *p;
-    FILE *f = fopen(ae.config, "r");
-    size_t n;
-
-    assert_non_null(f);
-    n = fread(text, 1, sizeof(text) - 1, f);
-    text[n] = '\0';
-    fclose(f);
-    p = strstr(text, from);
-    assert_non_null(p);
-    snprintf(out, sizeof(out), "%.*s%s%s", (int)(p - text), text, to, p + strlen(from));
-    f = fopen(ae.config, "w");
-    fputs(out, f);
-    fclose(f);
+    assert_int_equal(agent_config_replace(&ae, from, to), 0);
 }
 
 static bool log_contains(const char *needle, int timeout_ms)

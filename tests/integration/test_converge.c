@@ -761,24 +761,13 @@ static long env_long(const char *name, long dflt)
     return v && *v ? strtol(v, NULL, 10) : dflt;
 }
 
+/* Points the agent at the proxy instead of the emulator. */
 static void rewrite_emulator_host(int port)
 {
-    FILE *f = fopen(ae.config, "r");
-    char text[16384], out[16400], from[64];
-    size_t n;
-    assert_non_null(f);
-    n = fread(text, 1, sizeof(text) - 1, f);
-    fclose(f);
-    text[n] = '\0';
+    char from[64], to[64];
     snprintf(from, sizeof(from), "127.0.0.1:%d", ae.svc.emulator_port);
-    char *at = strstr(text, from);
-    assert_non_null(at);
-    snprintf(out, sizeof(out), "%.*s127.0.0.1:%d%s", (int)(at - text), text, port,
-             at + strlen(from));
-    f = fopen(ae.config, "w");
-    assert_non_null(f);
-    fputs(out, f);
-    fclose(f);
+    snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+    assert_int_equal(agent_config_replace(&ae, from, to), 0);
 }
 
 static void print_summary(const char *when, uint64_t seed, long ms)
