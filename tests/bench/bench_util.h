@@ -260,36 +260,13 @@ static inline int bench_free_port(void)
     return port;
 }
 
-/* Runs argv to completion with stdout and stderr into `log`; its exit status (-1: no exit). */
-static inline int bench_run(char *const argv[], const char *log)
-{
-    pid_t pid = fork();
-    int st;
-
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* A fresh MariaDB in TMPDIR/firesync-<name>.XXXXXX, with the database BENCH_DB (utf8mb4_bin),
- * started as the integration tests start theirs (svc_mariadb_start: binlog on, InnoDB flushing
- * at every commit). */
+ * installed and started as the integration tests do theirs (svc_mariadb_install and
+ * svc_mariadb_start: binlog on, InnoDB flushing at every commit). */
 static inline void bench_db_up(const char *name)
 {
     const char *tmp = getenv("TMPDIR");
-    char dir[200], dd[600], td[600], log[600], path[600];
+    char dir[200], path[600];
     struct sigaction sa;
     fserr e = {0};
     int port = bench_free_port(), pid = 0;
@@ -310,21 +287,8 @@ static inline void bench_db_up(const char *name)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
 
-    snprintf(dd, sizeof(dd), "--datadir=%s/mysql-data", dir);
-    snprintf(td, sizeof(td), "--tmpdir=%s", dir); /* as svc.c: never meet another server's */
-    snprintf(log, sizeof(log), "%s/mariadb-install.log", dir);
-    {
-        char *argv[] = {"mariadb-install-db",
-                        "--no-defaults",
-                        dd,
-                        td,
-                        "--user=root",
-                        "--auth-root-authentication-method=normal",
-                        "--skip-test-db",
-                        NULL};
-        if (bench_run(argv, log) != 0)
-            bench_die("mariadb-install-db failed; see mariadb-install.log", NULL);
-    }
+    if (svc_mariadb_install(dir, &e) != 0)
+        bench_die("mariadb-install-db failed; see mariadb-install.log", &e);
     bench_st.started = true; /* from here on bench_cleanup() stops what svc started */
     if (svc_mariadb_start(&bench_st.env, &e) != 0)
         bench_die("starting mariadbd", &e);

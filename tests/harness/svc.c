@@ -320,12 +320,26 @@ static int write_env(const struct svc_env *env, fserr *e)
     return 0;
 }
 
+int svc_mariadb_install(const char *dir, fserr *e)
+{
+    char datadir[600], dd[700], td[600], log[600];
+    struct stat st;
+
+    snprintf(datadir, sizeof(datadir), "%s/mysql-data", dir);
+    if (stat(datadir, &st) == 0)
+        return 0;
+    snprintf(dd, sizeof(dd), "--datadir=%s", datadir);
+    snprintf(td, sizeof(td), "--tmpdir=%s", dir);
+    snprintf(log, sizeof(log), "%s/mariadb-install.log", dir);
+    char *argv[] = {"mariadb-install-db", "--no-defaults", dd, td, "--user=root",
+                    "--auth-root-authentication-method=normal", "--skip-test-db", NULL};
+    return spawn(argv, log, 1, e);
+}
+
 int svc_up(const char *dir, fserr *e)
 {
     struct svc_env env = {0};
-    char datadir[512], log[512];
     int rc, port;
-    struct stat st;
 
     mkdir(dir, 0700);
     snprintf(env.dir, sizeof(env.dir), "%s", dir);
@@ -341,18 +355,9 @@ int svc_up(const char *dir, fserr *e)
     rc = emulator_spawn(&env, e); /* slowest first: Java starts while MariaDB installs */
     if (rc)
         goto out;
-    snprintf(datadir, sizeof(datadir), "%s/mysql-data", dir);
-    if (stat(datadir, &st) != 0) {
-        char dd[600], td[600];
-        snprintf(dd, sizeof(dd), "--datadir=%s", datadir);
-        snprintf(td, sizeof(td), "--tmpdir=%s", dir);
-        snprintf(log, sizeof(log), "%s/mariadb-install.log", dir);
-        char *argv[] = {"mariadb-install-db", "--no-defaults", dd, td, "--user=root",
-                        "--auth-root-authentication-method=normal", "--skip-test-db", NULL};
-        rc = spawn(argv, log, 1, e);
-        if (rc)
-            goto out;
-    }
+    rc = svc_mariadb_install(dir, e);
+    if (rc)
+        goto out;
     rc = mariadb_spawn(&env, e);
     if (rc)
         goto out;

@@ -39,6 +39,9 @@ void svc_down(const char *dir);
 /* Reads FIRESYNC_TEST_DIR/env. */
 int svc_env_load(struct svc_env *env, fserr *e);
 
+/* A fresh MariaDB data directory in DIR/mysql-data (mariadb-install-db, its output in
+ * DIR/mariadb-install.log, temporary files in DIR); nothing when it exists already. */
+int svc_mariadb_install(const char *dir, fserr *e);
 /* MariaDB alone, for tests that take it down under load. */
 int svc_mariadb_stop(const struct svc_env *env, fserr *e);
 int svc_mariadb_start(const struct svc_env *env, fserr *e);
