@@ -281,8 +281,7 @@ struct tspec {
     size_t ncols;
     const char *pk;     /* primary-key column */
     const char *unique; /* a UNIQUE column, or NULL */
-    const char *index;  /* KEY `index` (index), or NULL */
-    const char *index2; /* the changes table's (collection, doc_key(255)) */
+    const char *index;  /* KEY (collection, doc_key(255)) of the changes table, or NULL */
 };
 
 static struct cspec *add_col(struct tspec *t, const char *name, enum ck kind, int len, bool notnull)
@@ -301,7 +300,6 @@ static void spec_mapped(const struct cfg_collection *cl, struct tspec *t)
     memset(t, 0, sizeof(*t));
     t->name = cl->table;
     t->pk = sink_key_column(cl);
-    t->index = "deleted_at";
     add_col(t, t->pk, CK_VARBINARY, sink_key_len(cl), true);
     for (size_t i = 0; i < cl->ncolumns; i++) {
         const struct cfg_column *col = &cl->columns[i];
@@ -339,7 +337,7 @@ static void spec_changes(const struct cfg *cfg, struct tspec *t)
     memset(t, 0, sizeof(*t));
     t->name = cfg->mysql.changes_table;
     t->pk = "event_id";
-    t->index2 = "collection_doc_key";
+    t->index = "collection_doc_key";
     add_col(t, "event_id", CK_ASCII_CHAR, 36, true);
     add_col(t, "collection", CK_VARCHAR, SINK_TARGET_LEN, true);
     add_col(t, "doc_key", CK_VARBINARY, SINK_KEY_PATH_LEN, true);
@@ -484,9 +482,7 @@ static int table_sql(const struct tspec *t, buf *b)
     if (!rc && t->unique)
         rc = buf_printf(b, ",\n  UNIQUE KEY `%s` (`%s`)", t->unique, t->unique);
     if (!rc && t->index)
-        rc = buf_printf(b, ",\n  KEY `%s` (`%s`)", t->index, t->index);
-    if (!rc && t->index2)
-        rc = buf_printf(b, ",\n  KEY `%s` (`collection`, `doc_key`(255))", t->index2);
+        rc = buf_printf(b, ",\n  KEY `%s` (`collection`, `doc_key`(255))", t->index);
     if (!rc)
         rc = buf_adds(b, "\n)" TABLE_OPTIONS);
     return rc;

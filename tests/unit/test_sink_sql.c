@@ -114,9 +114,7 @@ static void test_mapped_table_has_key_columns_extra_and_bookkeeping_in_order(voi
         "`deleted_at` DATETIME(6) NULL,",
         "`synced_at` DATETIME(6) NOT NULL,",
         "`fs_hashes` VARBINARY(520) NULL,",
-        "PRIMARY KEY (`id`),",
-        "KEY `deleted_at` (`deleted_at`)",
-        ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+        "PRIMARY KEY (`id`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
         NULL,
     };
     (void)state;
