@@ -271,6 +271,29 @@ static void test_create_tables_creates_every_table_innodb_utf8mb4_bin(void **sta
     cfg_free(c);
 }
 
+static void test_mapped_table_has_only_its_primary_key_and_an_added_index_is_kept(void **state)
+{
+    static const char idx[] = "SELECT GROUP_CONCAT(DISTINCT INDEX_NAME ORDER BY INDEX_NAME <> "
+                              "'PRIMARY', INDEX_NAME) FROM information_schema.STATISTICS WHERE "
+                              "TABLE_SCHEMA = 'sink_index' AND TABLE_NAME = 'employees'";
+    struct cfg *c;
+    struct sink *s;
+    (void)state;
+
+    fresh_db("sink_index");
+    c = make_cfg("sink_index", (struct opts){0});
+    sink_free(start_sink(c));
+    assert_string_equal(q(idx), "PRIMARY");
+    exec_sql("ALTER TABLE sink_index.employees ADD KEY deleted_at (deleted_at)");
+    s = start_sink(c); /* the schema check accepts it */
+    sink_push(s, up("a", T(1), true, 0, (struct vals){"Ann", "1.50", "1", "Porto", NULL}));
+    flush(s);
+    sink_free(s);
+    assert_string_equal(q(idx), "PRIMARY,deleted_at");
+    assert_string_equal(q("SELECT city FROM sink_index.employees WHERE id = 'a'"), "Porto");
+    cfg_free(c);
+}
+
 static void test_missing_table_refuses_start_without_create_tables(void **state)
 {
     struct cfg *c;
@@ -1102,6 +1125,7 @@ int main(void)
         cmocka_unit_test(test_create_tables_creates_every_table_innodb_utf8mb4_bin),
         cmocka_unit_test(test_missing_table_refuses_start_without_create_tables),
         cmocka_unit_test(test_missing_or_narrower_column_refuses_start_naming_table_and_column),
+        cmocka_unit_test(test_mapped_table_has_only_its_primary_key_and_an_added_index_is_kept),
         cmocka_unit_test(test_create_update_and_soft_delete),
         cmocka_unit_test(test_update_writes_only_the_changed_columns),
         cmocka_unit_test(test_older_version_after_newer_one_leaves_the_newer),
