@@ -2326,12 +2326,9 @@ void sink_free(struct sink *s)
     if (!s)
         return;
     sink_stop(s);
-    while (s->head) {
-        struct sink_event *ev = s->head;
-        s->head = ev->next;
-        sink_event_free(ev);
-    }
-    free_chain(unearth(s, 0));
+    free_chain(s->head); /* the queue is a chain too */
+    s->head = s->tail = NULL;
+    bury(s);
     batch_clear(&s->b);
     free(s->b.it);
     batch_clear(&s->pb);

@@ -24,7 +24,8 @@
  *
  * Tables: see sink_schema_sql() and README ("MySQL tables").
  *
- * Ownership: the queue owns pushed events until the sink thread frees them (sink_event_free).
+ * Ownership: the sink owns pushed events until it frees them (sink_event_free) once committed:
+ * sink_push() frees a few committed ones on the caller's thread, the sink thread the rest.
  * `struct sink` holds a borrowed pointer to the config, which must outlive it.
  */
 #ifndef FIRESYNC_MYSQL_SINK_H
@@ -119,8 +120,9 @@ struct sink *sink_new(const struct cfg *cfg);
  * thread. A table that lacks a mapped column or has an incompatible type is FS_EMYSQL_SCHEMA
  * naming table and column. */
 int sink_start(struct sink *s, int64_t max_wait_ms, fserr *e);
-/* Queues ev (ownership moves to the sink). Never blocks; returns the queue length after the
- * push, so the caller can pause the stream when it reaches queue_max_events. */
+/* Queues ev (ownership moves to the sink) and frees up to two committed events. Never blocks;
+ * returns the queue length after the push, so the caller can pause the stream when it reaches
+ * queue_max_events. */
 size_t sink_push(struct sink *s, struct sink_event *ev);
 /* Called on the sink thread after each commit or state change: lets the loop resume a paused
  * stream (uv_async_send) or refresh the status. Set before sink_start(). */
